@@ -1,0 +1,345 @@
+"""Typed models of the registry: vocabulary, licenses, sources and subsets.
+
+These models check each manifest on its own (types, enums, formats). Checks that need more than one file
+(a source's subset exists, labels land in the subset's vocabulary, ...) live in `medmat.registry.checks`.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+SourceId = Annotated[str, StringConstraints(pattern=SLUG, min_length=2, max_length=64)]
+SubsetId = Annotated[str, StringConstraints(pattern=r"^\d{2}$")]
+NonEmptyStr = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo in a manifest must not pass silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- vocabulary -----------------------------------------------------------------------------------
+
+
+class VocabularyTerm(Strict):
+    key: NonEmptyStr
+    name: NonEmptyStr
+    aliases: list[str] = []
+    terms: list[NonEmptyStr] = Field(min_length=1)
+
+    def mentioned_in(self, text: str) -> bool:
+        """True when one of `terms` starts a word of `text` (so "CT" does not match "detect")."""
+        return any(re.search(rf"(?<![\w-]){re.escape(t.strip())}", text, re.IGNORECASE) for t in self.terms)
+
+
+class TaskDefinition(Strict):
+    key: Annotated[str, StringConstraints(pattern=SLUG)]
+    element: NonEmptyStr
+    name: NonEmptyStr
+
+
+class Vocabulary(Strict):
+    modalities: list[VocabularyTerm] = Field(min_length=1)
+    areas: list[VocabularyTerm] = Field(min_length=1)
+    task_elements: list[NonEmptyStr] = Field(min_length=1)
+    tasks: list[TaskDefinition] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _tasks_use_known_elements(self) -> Vocabulary:
+        for task in self.tasks:
+            if task.element not in self.task_elements:
+                raise ValueError(
+                    f"task {task.key!r} has element {task.element!r}; choose one of {self.task_elements}"
+                )
+        return self
+
+    def modality(self, key: str) -> VocabularyTerm | None:
+        return next((m for m in self.modalities if m.key == key), None)
+
+    def area(self, key: str) -> VocabularyTerm | None:
+        return next((a for a in self.areas if a.key == key), None)
+
+    def task(self, key: str) -> TaskDefinition | None:
+        return next((t for t in self.tasks if t.key == key), None)
+
+    def normalise_modality(self, text: str) -> str | None:
+        return _normalise(self.modalities, text)
+
+    def normalise_area(self, text: str) -> str | None:
+        return _normalise(self.areas, text)
+
+
+def _normalise(terms: list[VocabularyTerm], text: str) -> str | None:
+    wanted = text.strip().lower()
+    for term in terms:
+        if wanted == term.key.lower() or wanted in (a.lower() for a in term.aliases):
+            return term.key
+    return None
+
+
+# --- licenses -------------------------------------------------------------------------------------
+
+
+class Redistribution(str, Enum):
+    allowed = "allowed"
+    conditional = "conditional"
+    forbidden = "forbidden"
+
+
+class License(Strict):
+    name: NonEmptyStr
+    spdx: str | None = None
+    url: AnyHttpUrl
+    redistribution: Redistribution
+
+
+class LicenseRegistry(Strict):
+    licenses: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:[.-][a-z0-9]+)*$")], License] = Field(min_length=1)
+
+
+# --- sources --------------------------------------------------------------------------------------
+
+
+class AccessKind(str, Enum):
+    open = "open"
+    kaggle_dataset = "kaggle-dataset"
+    kaggle_competition = "kaggle-competition"
+    registration = "registration"
+    credentialed = "credentialed"
+    request = "request"
+
+
+class TaskType(str, Enum):
+    single_label = "single-label"
+    multi_label = "multi-label"
+    detection = "detection"
+    segmentation = "segmentation"
+
+
+class LayoutFamily(str, Enum):
+    class_folders = "class-folders"  # <root>/[<split>/]<label>/<image>
+    label_table = "label-table"  # CSV/XLSX/JSON rows of path + label(s)
+    image_mask = "image-mask"  # image and mask files paired by name
+    image_boxes = "image-boxes"  # boxes in CSV / COCO JSON / Pascal VOC XML / YOLO txt
+    rle_masks = "rle-masks"  # run-length-encoded masks in a table
+    dicom_study = "dicom-study"  # DICOM files or series per study
+    volume_study = "volume-study"  # NIfTI / MHA / NRRD volumes
+    custom = "custom"  # needs a module in builders/
+
+
+class ImageFormat(str, Enum):
+    png = "png"
+    jpg = "jpg"
+    tif = "tif"
+    bmp = "bmp"
+    gif = "gif"
+    dcm = "dcm"
+    nii = "nii"
+    mha = "mha"
+    nrrd = "nrrd"
+    mat = "mat"
+    npy = "npy"
+
+
+class Upstream(Strict):
+    """The source's row in the upstream Med-MAT README, copied verbatim (errors included)."""
+
+    row: int | None = Field(ge=1, le=200)
+    name: NonEmptyStr
+    url: NonEmptyStr
+    modality: NonEmptyStr
+    area: NonEmptyStr
+    task: NonEmptyStr
+    qa_file: NonEmptyStr
+
+
+class Correction(Strict):
+    """One upstream erratum this manifest fixes, kept so the fix can be reviewed."""
+
+    field: NonEmptyStr
+    upstream: Any = None
+    corrected: Any = None
+    reason: NonEmptyStr
+
+
+class Access(Strict):
+    kind: AccessKind
+    kaggle: Annotated[str, StringConstraints(pattern=r"^[\w.-]+(/[\w.-]+)?$")] | None = Field(
+        default=None, description="owner/dataset for kaggle-dataset, the competition slug for kaggle-competition"
+    )
+    page: AnyHttpUrl | None = Field(default=None, description="where a person registers, signs or requests")
+    instructions: list[NonEmptyStr] = Field(default=[], description="numbered steps a person follows")
+
+    @model_validator(mode="after")
+    def _kind_specific_fields(self) -> Access:
+        if self.kind is AccessKind.kaggle_dataset and (self.kaggle is None or "/" not in self.kaggle):
+            raise ValueError("kaggle-dataset access needs `kaggle: <owner>/<dataset>`")
+        if self.kind is AccessKind.kaggle_competition and (self.kaggle is None or "/" in self.kaggle):
+            raise ValueError("kaggle-competition access needs `kaggle: <competition-slug>`")
+        if self.kind in (AccessKind.registration, AccessKind.credentialed, AccessKind.request):
+            if self.page is None or not self.instructions:
+                raise ValueError(f"{self.kind.value} access needs `page` and numbered `instructions`")
+        return self
+
+
+class DownloadFile(Strict):
+    name: Annotated[str, StringConstraints(pattern=r"^[^/\\]+$")]
+    url: AnyHttpUrl
+    size: int | None = Field(default=None, ge=0)
+    sha256: Sha256 | None = None
+    mirrors: list[AnyHttpUrl] = []
+    extract: bool = True
+
+
+class ExpectedFile(Strict):
+    path: NonEmptyStr = Field(description="relative to DIR/<source-id>/; a trailing / means a folder")
+    description: str = ""
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, v: str) -> str:
+        if v.startswith("/") or ".." in v.split("/"):
+            raise ValueError(f"{v!r} must be a relative path inside the source folder (no leading / or ..)")
+        return v
+
+
+class LabelFile(Strict):
+    path: NonEmptyStr
+    format: Literal["csv", "tsv", "xlsx", "json", "txt", "xml", "coco-json", "yolo-txt", "mat", "other"]
+    columns: list[str] = []
+    description: str = ""
+
+
+class Layout(Strict):
+    family: LayoutFamily
+    root: str = Field(default="", description="folder inside DIR/<source-id>/ the adapter starts from")
+    tree: NonEmptyStr = Field(description="the real archive's layout: top folders, naming, label files")
+    label_files: list[LabelFile] = []
+    params: dict[str, Any] = Field(default={}, description="family-specific adapter parameters")
+
+
+SubsetLabels = str | list[str]
+
+
+class Labels(Strict):
+    vocabulary: list[NonEmptyStr] = Field(min_length=1, description="every label the source itself uses")
+    map: dict[str, SubsetLabels] = Field(
+        description="source label -> subset label (or list of them; [] = no finding, multi-label only)"
+    )
+    exclude: dict[str, NonEmptyStr] = Field(default={}, description="source label -> why its samples are left out")
+
+    @model_validator(mode="after")
+    def _vocabulary_unique(self) -> Labels:
+        dupes = sorted({v for v in self.vocabulary if self.vocabulary.count(v) > 1})
+        if dupes:
+            raise ValueError(f"vocabulary lists {dupes} more than once")
+        return self
+
+
+class Splits(Strict):
+    official: bool
+    upstream_names: list[str] = Field(default=[], description="split names as the archive has them")
+    group_by: str | None = Field(default=None, description="patient/study/lesion id column or rule, if any")
+    notes: str = ""
+
+
+class Overlap(Strict):
+    source: SourceId
+    relation: Literal["same-images", "subset-of", "superset-of", "partial"]
+    note: str = ""
+
+
+class KnownBadFile(Strict):
+    path: NonEmptyStr
+    reason: NonEmptyStr
+
+
+class Source(Strict):
+    id: SourceId
+    upstream: Upstream
+    name: NonEmptyStr
+    homepage: AnyHttpUrl
+    description: NonEmptyStr
+    modality: NonEmptyStr
+    area: NonEmptyStr
+    task: NonEmptyStr
+    task_type: TaskType
+    dimensionality: Literal["2d", "3d"]
+    image_formats: list[ImageFormat] = Field(min_length=1)
+    access: Access
+    files: list[DownloadFile] = []
+    expected_files: list[ExpectedFile] = Field(min_length=1)
+    license: NonEmptyStr
+    license_url: AnyHttpUrl | None = None
+    redistributable: bool
+    citation: NonEmptyStr
+    layout: Layout
+    labels: Labels
+    splits: Splits
+    expected_count: int | None = Field(default=None, ge=1, description="images in the full source, if known")
+    known_bad_files: list[KnownBadFile] = []
+    overlaps: list[Overlap] = []
+    corrections: list[Correction] = []
+    notes: str = ""
+
+    @field_validator("citation")
+    @classmethod
+    def _bibtex(cls, v: str) -> str:
+        if not re.match(r"^\s*@\w+\s*\{", v):
+            raise ValueError("citation must be a BibTeX entry starting with @type{key, ...")
+        return v
+
+    @model_validator(mode="after")
+    def _open_sources_have_files(self) -> Source:
+        if self.access.kind is AccessKind.open and not self.files:
+            raise ValueError("open access needs at least one entry in `files` (url, optional size/sha256)")
+        return self
+
+
+# --- subsets --------------------------------------------------------------------------------------
+
+
+class PaperFacts(Strict):
+    name: NonEmptyStr
+    source_rows: list[int]
+    llava_zero_shot_acc: float | None = None
+
+
+class Subset(Strict):
+    id: SubsetId
+    name: NonEmptyStr
+    modality: NonEmptyStr
+    area: NonEmptyStr
+    task: NonEmptyStr
+    task_type: TaskType
+    role: Literal["ID", "OOD", "detseg"]
+    sources: list[SourceId] = Field(min_length=1)
+    labels: list[NonEmptyStr] = Field(min_length=1)
+    instructions: list[NonEmptyStr]
+    paper: PaperFacts
+    corrections: list[Correction] = []
+    notes: str = ""
+
+    @model_validator(mode="after")
+    def _unique_lists(self) -> Subset:
+        for name in ("sources", "labels"):
+            values = getattr(self, name)
+            dupes = sorted({v for v in values if values.count(v) > 1})
+            if dupes:
+                raise ValueError(f"{name} lists {dupes} more than once")
+        return self

@@ -1,0 +1,54 @@
+"""Plain-data views of the registry for `medmat list` and `medmat info`."""
+
+from __future__ import annotations
+
+from .loader import Registry
+
+
+def source_row(reg: Registry, source_id: str) -> dict:
+    src = reg.sources[source_id]
+    homes = reg.subset_of(source_id)
+    task = reg.vocabulary.task(src.task) if reg.vocabulary else None
+    return {
+        "kind": "source",
+        "id": src.id,
+        "row": src.upstream.row,
+        "name": src.name,
+        "subset": homes[0].id if homes else None,
+        "modality": src.modality,
+        "area": src.area,
+        "task": src.task,
+        "task_element": task.element if task else None,
+        "task_type": src.task_type.value,
+        "dimensionality": src.dimensionality,
+        "access": src.access.kind.value,
+        "license": src.license,
+        "redistributable": src.redistributable,
+        "labels": len(src.labels.vocabulary),
+        "expected_count": src.expected_count,
+        "homepage": str(src.homepage),
+    }
+
+
+def subset_row(reg: Registry, subset_id: str) -> dict:
+    sub = reg.subsets[subset_id]
+    task = reg.vocabulary.task(sub.task) if reg.vocabulary else None
+    members = [reg.sources[s] for s in sub.sources if s in reg.sources]
+    counts = [m.expected_count for m in members]
+    return {
+        "kind": "subset",
+        "id": sub.id,
+        "name": sub.name,
+        "modality": sub.modality,
+        "area": sub.area,
+        "task": sub.task,
+        "task_element": task.element if task else None,
+        "task_type": sub.task_type.value,
+        "role": sub.role,
+        "sources": list(sub.sources),
+        "labels": list(sub.labels),
+        "access": sorted({m.access.kind.value for m in members}),
+        "redistributable": all(m.redistributable for m in members) if members else None,
+        # Known only when every member states its size.
+        "expected_count": sum(counts) if counts and None not in counts else None,
+    }
