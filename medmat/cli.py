@@ -129,6 +129,14 @@ def schema(
         out.print(f"wrote {path}")
 
 
+@app.command()
+def errata(manifests: ManifestsOpt = None) -> None:
+    """Print every upstream erratum the manifests correct, as a Markdown table (docs/errata.md)."""
+    from .registry.errata import errata_markdown
+
+    typer.echo(errata_markdown(_load_or_exit(manifests)), nl=False)
+
+
 def _yes_no(value: bool | None) -> str:
     return "?" if value is None else ("yes" if value else "no")
 

@@ -167,6 +167,14 @@ class Upstream(Strict):
     task: NonEmptyStr
     qa_file: NonEmptyStr
 
+    @field_validator("url")
+    @classmethod
+    def _url_well_formed(cls, v: str) -> str:
+        # Kept verbatim (not normalised like AnyHttpUrl would), but it must still be an http(s) URL.
+        if not re.match(r"^https?://[^\s/$.?#][^\s]*$", v):
+            raise ValueError(f"{v!r} is not a well-formed http(s) URL")
+        return v
+
 
 class Correction(Strict):
     """One upstream erratum this manifest fixes, kept so the fix can be reviewed."""
