@@ -148,6 +148,7 @@ class ImageFormat(str, Enum):
     tif = "tif"
     bmp = "bmp"
     gif = "gif"
+    pgm = "pgm"
     dcm = "dcm"
     nii = "nii"
     mha = "mha"
