@@ -1,0 +1,101 @@
+"""PNG, JPEG, TIFF (multi-page, 16-bit), BMP and GIF through Pillow."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .base import DEFAULT_MAX_PIXELS, Decoded, ReadError, View, check_pixel_count
+
+# Pillow's own bomb check would fire at its global limit; ours is per call, so switch Pillow's off and check first.
+Image.MAX_IMAGE_PIXELS = None
+
+_KEEP_MODES = {"L", "RGB", "I;16"}  # stored as they are
+_PASSTHROUGH_FORMATS = {"PNG", "JPEG"}
+_EXIF_ORIENTATION = 0x0112
+
+
+def _normalise(im: Image.Image) -> tuple[np.ndarray, bool]:
+    """Pixels as L/RGB uint8 or 16-bit grey; returns (array, changed) where changed means not the file's pixels."""
+    mode = im.mode
+    if mode in _KEEP_MODES:
+        return np.asarray(im), False
+    if mode in ("I;16B", "I;16L", "I;16N"):
+        return np.asarray(im).astype(np.uint16), True
+    if mode == "1":
+        return np.asarray(im.convert("L")), True
+    if mode == "LA":
+        return np.asarray(im.convert("L")), True
+    if mode == "P":
+        # Palette images: grey palettes stay grey, others become RGB.
+        rgb = im.convert("RGB")
+        arr = np.asarray(rgb)
+        if np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 1], arr[..., 2]):
+            return np.ascontiguousarray(arr[..., 0]), True
+        return arr, True
+    if mode in ("I", "F"):
+        arr = np.asarray(im)
+        if mode == "I" and arr.min() >= 0 and arr.max() <= 65535:
+            return arr.astype(np.uint16), True
+        # Signed or float data: rescale to the full 16-bit range so nothing is clipped.
+        arr = arr.astype(np.float64)
+        low, high = float(np.nanmin(arr)), float(np.nanmax(arr))
+        scaled = (arr - low) / (high - low if high > low else 1.0) * 65535.0
+        return np.nan_to_num(np.rint(scaled)).astype(np.uint16), True
+    # RGBA, PA, CMYK, YCbCr, LAB, HSV...: alpha carries no diagnostic content in these datasets.
+    return np.asarray(im.convert("RGB")), True
+
+
+def read_raster(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ReadError(path, "unreadable file", str(exc)) from exc
+    if not raw:
+        raise ReadError(path, "empty file", "0 bytes", "re-download the source")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+            with im:
+                check_pixel_count(path, im.width, im.height, limit=max_pixels)
+                fmt = im.format or path.suffix.lstrip(".").upper()
+                n_frames = getattr(im, "n_frames", 1)
+                check_pixel_count(path, im.width, im.height, n_frames, limit=max_pixels)
+                frames = []
+                for index in range(n_frames):
+                    im.seek(index)
+                    rotated = index == 0 and im.getexif().get(_EXIF_ORIENTATION, 1) not in (0, 1)
+                    frame = ImageOps.exif_transpose(im) if rotated else im
+                    frame.load()
+                    pixels, changed = _normalise(frame)
+                    frames.append((pixels, changed or rotated))
+    except ReadError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise ReadError(path, "not an image", "Pillow cannot identify the file",
+                        "check the file: it may be an HTML error page or another format") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ReadError(path, "corrupt image", str(exc), "re-download the source") from exc
+
+    pixels, changed = frames[0]
+    if len(frames) == 1:
+        passthrough = raw if fmt in _PASSTHROUGH_FORMATS and not changed else None
+        return Decoded(pixels=pixels, source_format=fmt.lower(), passthrough=passthrough)
+
+    # Multi-page TIFF: pages of one size become a volume (page axis last); the middle page is the 2D view.
+    shapes = {f[0].shape for f in frames}
+    if len(shapes) != 1:
+        return Decoded(pixels=pixels, source_format=fmt.lower(), meta={"pages": len(frames), "pages_used": 1})
+    stack = np.stack([f[0] for f in frames], axis=-1) if pixels.ndim == 2 else None
+    middle = len(frames) // 2
+    if stack is None:  # RGB pages: keep the middle page; volumes are single-channel
+        return Decoded(pixels=frames[middle][0], source_format=fmt.lower(), view=View(axis="page", index=middle),
+                       meta={"pages": len(frames)})
+    return Decoded(pixels=frames[middle][0], source_format=fmt.lower(), volume=np.ascontiguousarray(stack),
+                   affine=np.eye(4), spacing=(1.0, 1.0, 1.0), view=View(axis="page", index=middle),
+                   meta={"pages": len(frames)})
