@@ -10,11 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from .readers import DEFAULT_MAX_PIXELS
 from .registry import validate as validate_registry
 from .registry.summary import source_row, subset_row
 
 app = typer.Typer(help="Rebuild Med-MAT from its original sources.", no_args_is_help=True, add_completion=False)
-out = Console()
+console = Console()
 err = Console(stderr=True)
 
 ManifestsOpt = Annotated[
@@ -41,7 +42,7 @@ def validate(
     if problems:
         err.print(f"\n{len(problems)} problem(s) in {registry.root}", style="red")
         raise typer.Exit(1)
-    out.print(
+    console.print(
         f"ok: {len(registry.sources)} sources, {len(registry.subsets)} subsets, "
         f"{len(registry.licenses.licenses)} licenses in {registry.root}",
         highlight=False,
@@ -66,7 +67,7 @@ def list_registry(
     for s in subsets:
         table.add_row(s["id"], s["modality"], s["area"], f'{s["task"]} ({s["task_element"]})', s["task_type"],
                       s["role"], str(len(s["sources"])), ", ".join(s["access"]), _yes_no(s["redistributable"]))
-    out.print(table)
+    console.print(table)
     table = Table(title=f"{len(sources)} sources", title_justify="left")
     for col in ("row", "id", "subset", "triplet", "type", "access", "license", "redistributable", "images"):
         table.add_column(col)
@@ -74,7 +75,7 @@ def list_registry(
         table.add_row(str(s["row"]), s["id"], s["subset"] or "-", f'{s["modality"]} / {s["area"]} / {s["task"]}',
                       s["task_type"], s["access"], s["license"], _yes_no(s["redistributable"]),
                       str(s["expected_count"] or "?"))
-    out.print(table)
+    console.print(table)
 
 
 @app.command()
@@ -106,16 +107,57 @@ def info(
     table = Table(show_header=False, title=f"{row['kind']} {row['id']}", title_justify="left")
     for k, v in row.items():
         table.add_row(k, ", ".join(map(str, v)) if isinstance(v, list) else str(v))
-    out.print(table)
+    console.print(table)
     if row["kind"] == "source":
-        out.print("\n[bold]Citation[/bold]")
-        out.print(model.citation, markup=False, highlight=False)
+        console.print("\n[bold]Citation[/bold]")
+        console.print(model.citation, markup=False, highlight=False)
         for c in model.corrections:
-            out.print(f"[yellow]correction[/yellow] {c.field}: {c.reason}", highlight=False)
+            console.print(f"[yellow]correction[/yellow] {c.field}: {c.reason}", highlight=False)
     else:
-        out.print("\n[bold]Instructions[/bold]")
+        console.print("\n[bold]Instructions[/bold]")
         for i, text in enumerate(model.instructions, 1):
-            out.print(f"{i}. {text}", markup=False, highlight=False)
+            console.print(f"{i}. {text}", markup=False, highlight=False)
+
+
+@app.command()
+def build(
+    names: Annotated[list[str], typer.Argument(help="source ids to build")],
+    data_dir: Annotated[Path, typer.Option("--data-dir", help="folder holding DIR/<source-id>/ for each source")],
+    out: Annotated[Path, typer.Option("--out", help="output folder; sources go to OUT/sources/<source-id>/")],
+    max_examples: Annotated[Optional[int], typer.Option(help="build at most N samples per source (smoke builds)")] = None,
+    num_proc: Annotated[int, typer.Option(help="worker processes for decoding and hashing")] = 1,
+    strict: Annotated[bool, typer.Option(help="stop at the first quarantined file")] = False,
+    max_pixels: Annotated[int, typer.Option(help="refuse images with more pixels than this")] = DEFAULT_MAX_PIXELS,
+    manifests: ManifestsOpt = None,
+) -> None:
+    """Build sources into the MAT schema: Parquet plus report.json per source."""
+    from .adapters import AdapterError
+    from .build.source import BuildOptions, build_source
+    from .build.writer import BuildError
+
+    reg = _load_or_exit(manifests)
+    unknown = [n for n in names if n not in reg.sources]
+    if unknown:
+        err.print(f"unknown source id(s): {', '.join(unknown)}; run `medmat list` for the ids")
+        raise typer.Exit(2)
+    options = BuildOptions(max_examples=max_examples, num_proc=num_proc, strict=strict, max_pixels=max_pixels)
+    failed = False
+    for name in names:
+        try:
+            report = build_source(reg, name, data_dir, out, options)
+        except (AdapterError, BuildError) as exc:
+            err.print(f"[red]{name}: {exc}[/red]", highlight=False)
+            failed = True
+            if strict:
+                break
+            continue
+        console.print(f"{name}: {report['written']} written, {report['quarantined']} quarantined, "
+                  f"{report['excluded']} excluded of {report['seen']} seen -> {Path(out) / 'sources' / name}",
+                  highlight=False)
+        for reason, count in report["quarantine_reasons"].items():
+            console.print(f"    quarantined {count} x {reason}", highlight=False, markup=False)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -126,7 +168,7 @@ def schema(
     from .schema_export import write_schemas
 
     for path in write_schemas(out_dir):
-        out.print(f"wrote {path}")
+        console.print(f"wrote {path}")
 
 
 @app.command()
