@@ -151,11 +151,10 @@ def build(
             if strict:
                 break
             continue
-        console.print(f"{name}: {report['written']} written, {report['quarantined']} quarantined, "
-                  f"{report['excluded']} excluded of {report['seen']} seen -> {Path(out) / 'sources' / name}",
-                  highlight=False)
+        typer.echo(f"{name}: {report['written']} written, {report['quarantined']} quarantined, "
+                   f"{report['excluded']} excluded of {report['seen']} seen -> {Path(out) / 'sources' / name}")
         for reason, count in report["quarantine_reasons"].items():
-            console.print(f"    quarantined {count} x {reason}", highlight=False, markup=False)
+            typer.echo(f"    quarantined {count} x {reason}")
     if failed:
         raise typer.Exit(1)
 

@@ -124,6 +124,10 @@ def _write_dicom(target: Path, rel: str, origin: Path, spec: dict) -> None:
 
     ds = pydicom.dcmread(origin)
     arr = ds.pixel_array.copy()
+    if "size" in spec:  # e.g. a 1024 x 1024 radiograph, to match real run-length masks
+        w, h = spec["size"]
+        arr = np.resize(arr, (h, w))
+        ds.Rows, ds.Columns = h, w
     rng = np.random.default_rng(_seed(rel))
     if spec.get("mask"):
         arr = np.zeros_like(arr)

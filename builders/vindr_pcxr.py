@@ -1,0 +1,66 @@
+"""VinDr-PCXR image labels: one one-hot label table and one image folder per official split.
+
+The archive holds train/<image_id>.dicom with image_labels_train.csv and test/<image_id>.dicom with
+image_labels_test.csv. label-table reads one table, so this builder runs it once per split, over that split's table
+and folder. `iter_per_split` is shared by the other sources whose one-table family is split into per-split
+tables and folders (chexpert-small, vindr-pcxr-det, vindr-spinexr-det).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+from pydantic import Field
+
+from medmat.adapters.base import AdapterParams, Entry, RawItem, regex_groups
+from medmat.adapters.label_table import LabelTableParams, iter_label_table
+
+
+class SplitTables(AdapterParams):
+    """The per-split fields; mixed into a one-table family's parameters."""
+
+    tables: dict[str, str] = Field(description="split name -> label file, relative to the layout root")
+    split_dirs: dict[str, str] = Field(description="split name -> folder holding that split's images")
+    # The family's own `table` is set per split from `tables`; `path_template` may name the split's folder as {dir}.
+    table: str = Field(default="", description="unused: set per split from `tables`")
+
+
+def iter_per_split(root: Path, params, iterate: Callable[[Path, AdapterParams], Iterator[Entry]]) -> Iterator[Entry]:
+    """Run a one-table family once per split (sorted by name) and keep, from each pass, only what concerns that
+    split: its folder's images and its table's rows. Files outside every split folder (the label files) are seen
+    in every pass and kept once. Items get the split as original_split, and a group from group_from_regex when the
+    family gave none."""
+    folders = {split: folder.rstrip("/") + "/" for split, folder in params.split_dirs.items()}
+    kept_outside: set[str] = set()
+    for split in sorted(params.tables):
+        own = folders[split]
+        others = [folder for name, folder in folders.items() if name != split]
+        one = params.model_copy(update={"table": params.tables[split],
+                                        "path_template": params.path_template.replace("{dir}", own.rstrip("/"))})
+        for entry in iterate(root, one):
+            path = entry.key if isinstance(entry, RawItem) else entry.path
+            if any(path.startswith(folder) for folder in others):
+                continue  # another split's image: its own pass handles it
+            if not path.startswith(own):
+                if path in kept_outside:
+                    continue
+                kept_outside.add(path)
+            if isinstance(entry, RawItem):
+                group = entry.group_id
+                if group is None and params.group_from_regex:
+                    group = (regex_groups(params.group_from_regex, path) or {}).get("group")
+                entry = replace(entry, original_split=split, group_id=group)
+            yield entry
+
+
+class Params(SplitTables, LabelTableParams):
+    table: str = Field(default="", description="unused: set per split from `tables`")
+
+
+def iter_items(root: Path, params: Params) -> Iterator[Entry]:
+    return iter_per_split(root, params, iter_label_table)
+
+
+__all__ = ["Params", "SplitTables", "iter_items", "iter_per_split"]
