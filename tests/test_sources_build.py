@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
 
@@ -34,6 +35,10 @@ def test_source_builds_from_fake_archive(source_id, tmp_path):
 
     source = REGISTRY.sources[source_id]
     (subset,) = REGISTRY.subset_of(source_id)
+    if expect["written"] == 0:  # a source that cannot be built yet: every file accounted for, schema still written
+        files = sorted((tmp_path / "out" / "sources" / source_id).glob("*.parquet"))
+        assert [pq.read_schema(f).remove_metadata() for f in files] == [MAT_FEATURES.arrow_schema.remove_metadata()]
+        return
     ds = load_dataset("parquet", data_files=str(tmp_path / "out" / "sources" / source_id / "*.parquet"),
                       split="train")
     assert ds.features == MAT_FEATURES

@@ -8,7 +8,7 @@ from typing import Iterator, Literal
 
 from pydantic import Field
 
-from .base import AdapterParams, Entry, RawBox, RawItem, Skipped, Walk, iter_images
+from .base import AdapterParams, Entry, RawBox, RawItem, Skipped, Walk, iter_images, regex_groups
 from .tables import TableSpec, read_table, require_columns
 
 
@@ -82,10 +82,13 @@ def _finish(index: dict[str, str], grouped: dict, params: _TableImages) -> Itera
         yield Skipped(key, "quarantined", f"{params.table} row {grouped[key][0][0]} names a file that is missing")
 
 
-def _common(rows, params: _TableImages) -> tuple[str | None, str | None]:
+def _common(rows, params: _TableImages, rel: str) -> tuple[str | None, str | None]:
+    """(split, group) of an image: from the table's columns, else from group_from_regex on its path."""
     first = rows[0][1]
     split = str(first[params.split_column]).strip() if params.split_column else None
     group = str(first[params.group_column]).strip() if params.group_column else None
+    if not group and params.group_from_regex:
+        group = (regex_groups(params.group_from_regex, rel) or {}).get("group")
     return split or None, group or None
 
 
@@ -114,7 +117,7 @@ def iter_image_boxes(root: Path, params: ImageBoxesParams) -> Iterator[Entry]:
         if bad:
             yield Skipped(index[key], "quarantined", bad)
             continue
-        split, group = _common(rows, params)
+        split, group = _common(rows, params, index[key])
         yield RawItem(key=index[key], paths=(index[key],), source_labels=tuple(dict.fromkeys(labels)),
                       group_id=group, original_split=split, boxes=tuple(boxes))
     yield from _finish(index, grouped, params)
@@ -133,7 +136,7 @@ def iter_rle_masks(root: Path, params: RleMasksParams) -> Iterator[Entry]:
                 continue
             label = str(row[params.label_column]).strip() if params.label_column else params.label
             rles.append((label, rle))
-        split, group = _common(rows, params)
+        split, group = _common(rows, params, index[key])
         yield RawItem(key=index[key], paths=(index[key],), source_labels=tuple(dict.fromkeys(l for l, _ in rles)),
                       group_id=group, original_split=split, rles=tuple(rles), rle_order=params.rle_order)
     yield from _finish(index, grouped, params)

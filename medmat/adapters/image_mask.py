@@ -1,4 +1,10 @@
-"""Images paired with mask files by name: <stem><mask_suffix>.<ext>, in the same or a parallel folder."""
+"""Images paired with mask files: by name (<stem><mask_suffix>.<ext>, same or parallel folder), or by templates.
+
+Template mode (`image_regex` + `mask_paths`) covers archives that keep a mask folder beside each split's image
+folder (train/Original -> train/Ground truth) or name each class's mask with its own suffix (<stem>-1-Disc-T.png):
+a regex on the image's relative path captures parts (split, stem, ...) and one path template per label rebuilds
+each mask path from them.
+"""
 
 from __future__ import annotations
 
@@ -29,9 +35,18 @@ class ImageMaskParams(AdapterParams):
     unmasked: Literal["quarantine", "keep"] = Field(
         default="quarantine", description="images without a mask: bad input, or kept as having no object"
     )
+    image_regex: str | None = Field(
+        default=None, description="template mode: regex on an image's relative path; its named groups fill "
+        "mask_paths, and groups `split` and `group` give the original split and patient id")
+    mask_paths: dict[str, str] = Field(
+        default={}, description="template mode: label -> mask path template, e.g. '{split}/Ground truth/{stem}.png'")
 
     @model_validator(mode="after")
     def _label_source(self) -> "ImageMaskParams":
+        if bool(self.image_regex) != bool(self.mask_paths):
+            raise ValueError("template mode needs both `image_regex` and `mask_paths`")
+        if self.mask_paths:
+            return self
         if self.label_from == "fixed" and not self.label:
             raise ValueError("label_from: fixed needs `label` (the object class)")
         if self.label_from == "mask_dirs" and not self.mask_dirs:
@@ -48,6 +63,9 @@ def _in(rel: str, folder: str | None) -> bool:
 
 
 def iter_image_mask(root: Path, params: ImageMaskParams) -> Iterator[Entry]:
+    if params.mask_paths:
+        yield from _iter_templates(root, params)
+        return
     walk = Walk.of(root)
     mask_exts = [e.lower().lstrip(".") for e in (params.mask_extensions or params.extensions)]
     suffix = re.escape(params.mask_suffix)
@@ -115,3 +133,43 @@ def iter_image_mask(root: Path, params: ImageMaskParams) -> Iterator[Entry]:
 
     for rel in sorted(mask_files - used_masks):
         yield Skipped(rel, "quarantined", "mask file without a matching image")
+
+
+def _iter_templates(root: Path, params: ImageMaskParams) -> Iterator[Entry]:
+    walk = Walk.of(root)
+    present = set(walk.files)
+    pattern = re.compile(params.image_regex)
+
+    # First pass: every image the regex accepts, with the masks its templates name that exist.
+    plan: dict[str, tuple[dict[str, str], list[tuple[str, str]]]] = {}
+    for rel, skipped in iter_images(walk, params):
+        match = None if skipped else pattern.search(rel)
+        if match is None:
+            continue
+        groups = {k: v for k, v in match.groupdict().items() if v is not None}
+        pairs = [(label, path) for label, template in sorted(params.mask_paths.items())
+                 if (path := template.format(**groups)) in present and path != rel]
+        plan[rel] = (groups, pairs)
+    mask_files = {path for _, pairs in plan.values() for _, path in pairs}
+
+    # Second pass: every file once, in sorted order; a mask is consumed by its image.
+    for rel, skipped in iter_images(walk, params):
+        if rel in mask_files:
+            continue
+        if skipped:
+            yield skipped
+            continue
+        if rel not in plan:
+            yield Skipped(rel, "quarantined", f"matches neither image_regex {params.image_regex!r} nor any image's "
+                          "mask path")
+            continue
+        groups, pairs = plan[rel]
+        if not pairs and params.unmasked == "quarantine":
+            expected = sorted(t.format(**groups) for t in params.mask_paths.values())
+            yield Skipped(rel, "quarantined", f"image has no mask file (looked for {expected})")
+            continue
+        split = groups.get("split")
+        group = groups.get("group") or (regex_groups(params.group_from_regex, rel) or {}).get("group")
+        yield RawItem(key=rel, paths=(rel,), source_labels=tuple(dict.fromkeys(label for label, _ in pairs)),
+                      group_id=group, original_split=params.split_names.get(split, split) if split else None,
+                      masks=tuple(pairs), mask_invert=params.mask_invert)

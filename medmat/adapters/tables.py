@@ -12,16 +12,23 @@ from pydantic import BaseModel, ConfigDict, Field
 TableFormat = Literal["csv", "tsv", "txt", "xlsx", "json"]
 
 
-class TableSpec(BaseModel):
+class TableReading(BaseModel):
+    """How to read a label file (the file itself is named by `TableSpec.table`)."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    table: str = Field(description="label file, relative to the layout root")
     table_format: TableFormat | None = Field(default=None, description="default: from the file suffix")
     separator: str | None = Field(default=None, description="column separator for csv/txt; regex allowed (e.g. '\\\\s+')")
     header: int | None = Field(default=0, description="header row index, or null when the file has none")
     column_names: list[str] | None = Field(default=None, description="names for header-less files")
     sheet: str | int = 0
     encoding: str = "utf-8"
+    clean_headers: bool = Field(default=False, description="strip spaces and stray bytes from column names")
+    column_renames: dict[str, str] = Field(default={}, description="old column name -> new (fixes header typos)")
+
+
+class TableSpec(TableReading):
+    table: str = Field(description="label file, relative to the layout root")
 
 
 class TableError(Exception):
@@ -29,6 +36,7 @@ class TableError(Exception):
 
 
 def read_table(root: Path, spec: TableSpec) -> pd.DataFrame:
+    """The table with every cell a string exactly as written (no NaN, no number parsing)."""
     path = root / spec.table
     if not path.is_file():
         raise TableError(f"label file {spec.table} is missing under {root}")
@@ -47,7 +55,10 @@ def read_table(root: Path, spec: TableSpec) -> pd.DataFrame:
                                 encoding=spec.encoding, engine="python" if len(sep) > 1 else "c")
     except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise TableError(f"label file {spec.table} cannot be parsed as {fmt}: {exc}") from exc
-    return frame.fillna("")
+    frame = frame.fillna("")
+    if spec.clean_headers:
+        frame.columns = ["".join(ch for ch in str(c) if ch.isprintable()).strip() for c in frame.columns]
+    return frame.rename(columns=spec.column_renames)
 
 
 def require_columns(frame: pd.DataFrame, columns: list[str], table: str) -> None:

@@ -85,7 +85,11 @@ def encode_png(pixels: np.ndarray) -> bytes:
 
 
 def perceptual_hash(pixels: np.ndarray) -> str:
+    """imagehash's pHash, after a cheap box reduction of large images (pHash only looks at 32x32 anyway)."""
     image = Image.fromarray(pixels if pixels.dtype == np.uint8 else (pixels >> 8).astype(np.uint8))
+    factor = min(image.size) // 256
+    if factor > 1:
+        image = image.reduce(factor)
     return str(imagehash.phash(image))
 
 
@@ -100,7 +104,9 @@ def _mask_from_file(path: Path, shape: tuple[int, int], invert: bool, ctx: Sourc
     pixels = decoded.pixels if decoded.pixels.ndim == 2 else decoded.pixels.max(axis=2)
     if pixels.shape != shape:
         raise MaskError(f"mask {path.name} is {pixels.shape[::-1]} but the image is {shape[::-1]}")
-    return (pixels == 0) if invert else (pixels > 0)
+    # Half the brightest value: 0/1, 0/255 and JPEG-compressed masks (values near 0 and near 255) all binarise right.
+    threshold = max(float(pixels.max()), 1.0) / 2.0
+    return (pixels <= threshold) if invert else (pixels > threshold)
 
 
 def _segmentation(item: RawItem, decoded: Decoded, root: Path, ctx: SourceContext):

@@ -17,6 +17,12 @@ SHARD_ROWS = 2000  # rows per Parquet file; with images of a few hundred kB, a f
 ROW_GROUP_ROWS = 64  # small row groups keep memory bounded while streaming images and volumes
 
 
+# Media bytes are already compressed (JPEG, PNG, gzipped NIfTI): compressing them again costs time for nothing.
+_MEDIA = ("image", "volume", "mask")
+_COMPRESSION = {name: "zstd" for name in MAT_FEATURES.arrow_schema.names if name not in _MEDIA} | {
+    f"{m}.{leaf}": ("none" if leaf == "bytes" else "zstd") for m in _MEDIA for leaf in ("bytes", "path")}
+
+
 class BuildError(Exception):
     pass
 
@@ -75,7 +81,7 @@ class SourceWriter:
         while self._buffer:
             if self._writer is None:
                 path = self.partial / f"part-{self._shard:05d}.parquet"
-                self._writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+                self._writer = pq.ParquetWriter(path, self.schema, compression=_COMPRESSION)
             room = self.shard_rows - self._rows_in_shard
             chunk, self._buffer = self._buffer[:room], self._buffer[room:]
             self._writer.write_table(pa.Table.from_pylist(chunk, schema=self.schema), row_group_size=ROW_GROUP_ROWS)
@@ -108,8 +114,8 @@ class SourceWriter:
             self._writer.close()
             self._writer = None
         if self.written == 0:
-            # An empty table still gets one file, so that the source loads (with zero rows) and the schema travels.
-            pq.write_table(pa.Table.from_pylist([], schema=self.schema), self.partial / "part-00000.parquet")
+            # An empty source still gets one file (no row groups) so that its schema travels with it.
+            pq.ParquetWriter(self.partial / "part-00000.parquet", self.schema).close()
         report = self.report()
         (self.partial / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
         if self.final.exists():
