@@ -69,7 +69,7 @@ def _rows_by_image(root: Path, params: _TableImages, extra_columns: list[str]):
     walk = Walk.of(root)
     index, skipped = params.image_index(walk)
     grouped: dict[str, list] = {}
-    for i, row in frame.iterrows():
+    for i, row in enumerate(frame.to_dict("records")):
         key = params.path_template.format(str(row[params.path_column]).strip())
         grouped.setdefault(key, []).append((i + 2, row))
     return index, skipped, grouped

@@ -136,7 +136,7 @@ def iter_label_table(root: Path, params: LabelTableParams) -> Iterator[Entry]:
                                          if c]
         require_columns(frame, needed + list(params.label_columns), part.table)
         template = part.path_template or params.path_template
-        for index, row in frame.iterrows():
+        for index, row in enumerate(frame.to_dict("records")):  # iterrows is 10x slower
             cell = str(row[params.path_column]).strip()
             rel = _relative_path(cell, template, params)
             where = f"{part.table} row {index + 2}"
