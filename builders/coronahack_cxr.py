@@ -26,7 +26,8 @@ def iter_items(root: Path, params: Params) -> Iterator[Entry]:
     require_columns(frame, [params.path_column, params.split_column, *params.label_columns], params.table)
     images = dict(iter_images(Walk.of(root), params))
     # The folder of each split: the first candidate present (copies differ in whether the top folder is doubled).
-    folders = {split: next((d for d in dirs if (root / d).is_dir()), dirs[0]) for split, dirs in params.image_dirs.items()}
+    folders = {split: next((d for d in dirs if (root / d).is_dir()), dirs[0])
+               for split, dirs in params.image_dirs.items()}
 
     rows: dict[str, tuple[int, str, str]] = {}  # relative path -> (table row, label, split)
     for index, row in frame.iterrows():

@@ -1,9 +1,8 @@
-"""VinDr-PCXR image labels: one one-hot label table and one image folder per official split.
+"""VinDr-PCXR finding boxes: one box table and one image folder per official split.
 
-The archive holds train/<image_id>.dicom with image_labels_train.csv and test/<image_id>.dicom with
-image_labels_test.csv. label-table reads one table, so this builder runs it once per split, over that split's table
-and folder. `iter_per_split` is shared by the other sources whose one-table family is split into per-split
-tables and folders (chexpert-small, vindr-pcxr-det, vindr-spinexr-det).
+train/<image_id>.dicom with annotations_train.csv and test/<image_id>.dicom with annotations_test.csv (one row per
+box). image-boxes reads one table, so this builder runs it once per split, over that split's table and folder.
+`iter_per_split` is shared with builders/vindr_spinexr_det.py.
 """
 
 from __future__ import annotations
@@ -14,12 +13,12 @@ from typing import Callable, Iterator
 
 from pydantic import Field
 
-from medmat.adapters.base import AdapterParams, Entry, RawItem, regex_groups
-from medmat.adapters.label_table import LabelTableParams, iter_label_table
+from medmat.adapters.base import AdapterParams, Entry, RawItem
+from medmat.adapters.boxes_and_rle import ImageBoxesParams, iter_image_boxes
 
 
 class SplitTables(AdapterParams):
-    """The per-split fields; mixed into a one-table family's parameters."""
+    """The per-split fields, mixed into a one-table family's parameters."""
 
     tables: dict[str, str] = Field(description="split name -> label file, relative to the layout root")
     split_dirs: dict[str, str] = Field(description="split name -> folder holding that split's images")
@@ -28,10 +27,9 @@ class SplitTables(AdapterParams):
 
 
 def iter_per_split(root: Path, params, iterate: Callable[[Path, AdapterParams], Iterator[Entry]]) -> Iterator[Entry]:
-    """Run a one-table family once per split (sorted by name) and keep, from each pass, only what concerns that
+    """Run a one-table family once per split (sorted by name), keeping from each pass only what concerns that
     split: its folder's images and its table's rows. Files outside every split folder (the label files) are seen
-    in every pass and kept once. Items get the split as original_split, and a group from group_from_regex when the
-    family gave none."""
+    in every pass and kept once. Items get the split as original_split."""
     folders = {split: folder.rstrip("/") + "/" for split, folder in params.split_dirs.items()}
     kept_outside: set[str] = set()
     for split in sorted(params.tables):
@@ -47,20 +45,12 @@ def iter_per_split(root: Path, params, iterate: Callable[[Path, AdapterParams], 
                 if path in kept_outside:
                     continue
                 kept_outside.add(path)
-            if isinstance(entry, RawItem):
-                group = entry.group_id
-                if group is None and params.group_from_regex:
-                    group = (regex_groups(params.group_from_regex, path) or {}).get("group")
-                entry = replace(entry, original_split=split, group_id=group)
-            yield entry
+            yield replace(entry, original_split=split) if isinstance(entry, RawItem) else entry
 
 
-class Params(SplitTables, LabelTableParams):
+class Params(SplitTables, ImageBoxesParams):
     table: str = Field(default="", description="unused: set per split from `tables`")
 
 
 def iter_items(root: Path, params: Params) -> Iterator[Entry]:
-    return iter_per_split(root, params, iter_label_table)
-
-
-__all__ = ["Params", "SplitTables", "iter_items", "iter_per_split"]
+    return iter_per_split(root, params, iter_image_boxes)

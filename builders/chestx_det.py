@@ -1,0 +1,65 @@
+"""ChestX-Det (Deepwise): one JSON annotation list and one image folder per official split.
+
+ChestX_Det_train.json / ChestX_Det_test.json are lists of {file_name, syms, boxes, polygons}: syms[i], boxes[i] and
+polygons[i] describe instance i of the image; empty lists mean no finding. Neither label-table (a JSON cell holding
+a list is not a separated string) nor image-boxes (CSV only) reads this, hence this builder. For classification an
+image's labels are its distinct syms (none: no finding, kept with no label). `iter_records` is shared with
+builders/chestx_det_seg.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+from pydantic import Field
+
+from medmat.adapters.base import AdapterParams, Entry, RawItem, Skipped, Walk, iter_images
+from medmat.adapters.tables import TableError
+
+
+class Params(AdapterParams):
+    tables: dict[str, str] = Field(description="split name -> JSON annotation list, relative to the layout root")
+    split_dirs: dict[str, str] = Field(description="split name -> folder holding that split's images")
+    path_column: str = Field(description="the record key holding the image file name")
+    label_column: str = Field(description="the record key holding one class name per instance")
+
+
+def iter_records(root: Path, params: Params) -> Iterator[tuple[str, object]]:
+    """(relative path, record dict) for each image to build, or (path, Skipped), in sorted path order."""
+    images = dict(iter_images(Walk.of(root), params))  # relative path -> None (image) or Skipped
+    entries: dict[str, object] = {}
+    for split in sorted(params.tables):
+        table = params.tables[split]
+        try:
+            records = json.loads((root / table).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise TableError(f"label file {table} cannot be read as a JSON list: {exc}") from exc
+        folder = params.split_dirs[split].rstrip("/")
+        for number, record in enumerate(records, start=1):
+            rel = f"{folder}/{record[params.path_column]}"
+            if rel in entries:
+                entries[rel] = Skipped(rel, "quarantined", f"{table} record {number} repeats this image")
+            elif rel not in images:
+                entries[rel] = Skipped(rel, "quarantined", f"{table} record {number} names a file that is missing")
+            elif images[rel] is not None:
+                entries[rel] = images[rel]
+            else:
+                entries[rel] = dict(record, _split=split, _where=f"{table} record {number}")
+    # Files no record names: label files and other non-images (excluded), stray images (quarantined).
+    for rel, skipped in images.items():
+        if rel not in entries:
+            entries[rel] = skipped or Skipped(rel, "quarantined", "image has no record in "
+                                              f"{', '.join(sorted(params.tables.values()))}")
+    for rel in sorted(entries):
+        yield rel, entries[rel]
+
+
+def iter_items(root: Path, params: Params) -> Iterator[Entry]:
+    for rel, record in iter_records(root, params):
+        if isinstance(record, Skipped):
+            yield record
+            continue
+        labels = tuple(dict.fromkeys(str(s).strip() for s in record[params.label_column]))
+        yield RawItem(key=rel, paths=(rel,), source_labels=labels, original_split=record["_split"])

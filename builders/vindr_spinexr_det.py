@@ -1,0 +1,26 @@
+"""VinDr-SpineXR lesion boxes: one box table and one image folder per official split.
+
+train_images/<image_id>.dicom with annotations/train.csv and test_images/<image_id>.dicom with annotations/test.csv
+(one row per box, or one "No finding" row without coordinates). image-boxes reads one table, so it runs once per
+split (the shared runner of builders/vindr_pcxr_det.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from pydantic import Field
+
+from medmat.adapters.base import Entry
+from medmat.adapters.boxes_and_rle import ImageBoxesParams, iter_image_boxes
+
+from .vindr_pcxr_det import SplitTables, iter_per_split
+
+
+class Params(SplitTables, ImageBoxesParams):
+    table: str = Field(default="", description="unused: set per split from `tables`")
+
+
+def iter_items(root: Path, params: Params) -> Iterator[Entry]:
+    return iter_per_split(root, params, iter_image_boxes)
