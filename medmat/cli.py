@@ -121,42 +121,72 @@ def info(
 
 @app.command()
 def build(
-    names: Annotated[list[str], typer.Argument(help="source ids to build")],
+    names: Annotated[list[str], typer.Argument(help="source ids, subset numbers (e.g. 02) or 'all'")],
     data_dir: Annotated[Path, typer.Option("--data-dir", help="folder holding DIR/<source-id>/ for each source")],
-    out: Annotated[Path, typer.Option("--out", help="output folder; sources go to OUT/sources/<source-id>/")],
+    out: Annotated[Path, typer.Option("--out", help="output folder: OUT/sources/<source-id>/ and OUT/hub/")],
     max_examples: Annotated[Optional[int], typer.Option(help="build at most N samples per source (smoke builds)")] = None,
     num_proc: Annotated[int, typer.Option(help="worker processes for decoding and hashing")] = 1,
     strict: Annotated[bool, typer.Option(help="stop at the first quarantined file")] = False,
     max_pixels: Annotated[int, typer.Option(help="refuse images with more pixels than this")] = DEFAULT_MAX_PIXELS,
+    hub: Annotated[bool, typer.Option(help="also write OUT/hub/ (subsets, QA, splits, configs, card)")] = True,
+    keep_pixels: Annotated[bool, typer.Option(help="keep pixels of non-redistributable sources (local use only)")] = False,
+    seed: Annotated[int, typer.Option(help="seed of every random choice (splits, QA)")] = 42,
+    repo: Annotated[str, typer.Option(help="repo id shown in the card's loading example")] = "<org>/Med-MAT",
     manifests: ManifestsOpt = None,
 ) -> None:
-    """Build sources into the MAT schema: Parquet plus report.json per source."""
+    """Build sources into the MAT schema (Parquet + report.json each), then the Hub folder of their subsets."""
     from .adapters import AdapterError
     from .build.source import BuildOptions, build_source
     from .build.writer import BuildError
 
     reg = _load_or_exit(manifests)
-    unknown = [n for n in names if n not in reg.sources]
-    if unknown:
-        err.print(f"unknown source id(s): {', '.join(unknown)}; run `medmat list` for the ids")
-        raise typer.Exit(2)
+    source_ids, subset_ids = _resolve(reg, names)
     options = BuildOptions(max_examples=max_examples, num_proc=num_proc, strict=strict, max_pixels=max_pixels)
     failed = False
-    for name in names:
+    for name in source_ids:
+        if "all" in names and not (data_dir / name).is_dir():
+            continue  # `all` builds what is present; `medmat doctor` lists what is missing
         try:
             report = build_source(reg, name, data_dir, out, options)
         except (AdapterError, BuildError) as exc:
             err.print(f"[red]{name}: {exc}[/red]", highlight=False)
             failed = True
             if strict:
-                break
+                raise typer.Exit(1)
             continue
         typer.echo(f"{name}: {report['written']} written, {report['quarantined']} quarantined, "
                    f"{report['excluded']} excluded of {report['seen']} seen -> {Path(out) / 'sources' / name}")
         for reason, count in report["quarantine_reasons"].items():
             typer.echo(f"    quarantined {count} x {reason}")
+    if hub:
+        from .hub import build_hub
+
+        contents = build_hub(reg, out, subset_ids, seed=seed, keep_pixels=keep_pixels, repo_id=repo)
+        typer.echo(f"hub: {len(contents.configs)} configs -> {Path(out) / 'hub'}")
+        for config in contents.configs:
+            counts = ", ".join(f"{split} {n}" for split, n in config.num_examples.items())
+            typer.echo(f"    {config.name}: {counts}")
     if failed:
         raise typer.Exit(1)
+
+
+def _resolve(reg, names: list[str]) -> tuple[list[str], list[str]]:
+    """(source ids to build, subset ids to assemble) for `build` arguments."""
+    sources, subsets = [], []
+    for name in names:
+        if name == "all":
+            subsets += sorted(reg.subsets)
+            sources += [s for sub in sorted(reg.subsets) for s in reg.subsets[sub].sources]
+        elif name.isdigit() and name.zfill(2) in reg.subsets:
+            subsets.append(name.zfill(2))
+            sources += reg.subsets[name.zfill(2)].sources
+        elif name in reg.sources:
+            sources.append(name)
+            subsets += [s.id for s in reg.subset_of(name)]
+        else:
+            err.print(f"unknown source id or subset {name!r}; run `medmat list` for the ids")
+            raise typer.Exit(2)
+    return list(dict.fromkeys(sources)), sorted(set(subsets))
 
 
 @app.command()

@@ -1,0 +1,207 @@
+"""Built sources -> the Hub folder: subsets with QA and leak-free splits, per-source and CG configs, counts.
+
+Layout (every config is Parquet in the MAT schema; no pixel is stored twice except in the capped paper flavour):
+    data/subset-NN/{train,test}/<source-id>-NNNNN.parquet         config subset-NN (every sample)
+    data/subset-NN-paper/{train,test}/<source-id>-NNNNN.parquet   config subset-NN-paper (the paper's caps)
+    config source-<id>: the subset-NN shards of that source
+    config cg-<id>: the paper-flavour train shards of its training subsets + the target's paper test shards
+Two passes over each subset: the first reads only the columns the split needs, the second streams the rows in
+small batches, so memory stays bounded by one batch plus one hash per sample.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..qa import make_qa
+from ..registry.loader import Registry
+from ..registry.models import Subset
+from ..schema import MAT_FEATURES
+from ..splits import TEST, TRAIN, SampleKey, assign_splits, paper_selection
+
+SHARD_ROWS = 2000
+READ_BATCH = 64
+_KEY_COLUMNS = ["id", "group_id", "original_split", "pixel_sha256", "phash", "labels", "boxes"]
+_MEDIA = ("image", "volume", "mask")
+
+
+@dataclass
+class ConfigInfo:
+    name: str
+    data_files: dict[str, list[str]]  # split -> glob patterns or files, relative to the hub folder
+    num_examples: dict[str, int]
+    description: str
+
+
+@dataclass
+class HubContents:
+    configs: list[ConfigInfo] = field(default_factory=list)
+    subsets: dict[str, dict] = field(default_factory=dict)  # id -> {"sources": [...], "labels": {split: Counter}}
+    skipped_cg: dict[str, str] = field(default_factory=dict)  # cg id -> why no config was written
+    hashes: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)  # (subset, flavour, split) -> sha256
+
+
+class _ShardWriter:
+    """Rows of one (flavour, split, source) go to <dir>/<source>-NNNNN.parquet, SHARD_ROWS rows per file."""
+
+    def __init__(self, folder: Path, source_id: str):
+        self.folder, self.source_id = folder, source_id
+        self.index, self.rows_in_file, self.total = 0, 0, 0
+        self.writer: pq.ParquetWriter | None = None
+        self.files: list[str] = []
+
+    def write(self, table: pa.Table) -> None:
+        start = 0
+        while start < table.num_rows:
+            if self.writer is None:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                path = self.folder / f"{self.source_id}-{self.index:05d}.parquet"
+                self.writer = pq.ParquetWriter(path, MAT_FEATURES.arrow_schema, compression="zstd")
+                self.files.append(path.name)
+            take = min(SHARD_ROWS - self.rows_in_file, table.num_rows - start)
+            self.writer.write_table(table.slice(start, take), row_group_size=READ_BATCH)
+            start += take
+            self.rows_in_file += take
+            self.total += take
+            if self.rows_in_file >= SHARD_ROWS:
+                self.close()
+                self.index, self.rows_in_file = self.index + 1, 0
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def _source_files(out: Path, source_id: str) -> list[Path]:
+    return sorted((out / "sources" / source_id).glob("part-*.parquet"))
+
+
+def _balance_key(labels: list[str], boxes: list) -> str:
+    return "|".join(labels) if labels else "(none)"
+
+
+def _sample_keys(files: list[Path]) -> list[SampleKey]:
+    keys = []
+    for path in files:
+        table = pq.read_table(path, columns=_KEY_COLUMNS)
+        for row in table.to_pylist():
+            keys.append(SampleKey(id=row["id"], group_id=row["group_id"], original_split=row["original_split"],
+                                  pixel_sha256=row["pixel_sha256"], phash=row["phash"] or "",
+                                  balance_key=_balance_key(row["labels"], row["boxes"])))
+    return keys
+
+
+def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed: int, keep_pixels: bool,
+                 contents: HubContents) -> None:
+    built = [s for s in subset.sources if _source_files(out, s)]
+    if not built:
+        return
+    keys = [k for s in built for k in _sample_keys(_source_files(out, s))]
+    full = assign_splits(keys, seed)
+    paper = paper_selection(keys, full, seed, subset.role)
+    sha = {k.id: k.pixel_sha256 for k in keys}
+    labels_count: dict[str, Counter] = {TRAIN: Counter(), TEST: Counter()}
+
+    for flavour, chosen in (("", full), ("-paper", paper)):
+        name = f"subset-{subset.id}{flavour}"
+        root = hub / "data" / name
+        counts = Counter()
+        for source_id in built:
+            source = registry.sources[source_id]
+            strip = not (source.redistributable or keep_pixels)
+            writers = {split: _ShardWriter(root / split, source_id) for split in (TRAIN, TEST)}
+            for path in _source_files(out, source_id):
+                for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_BATCH):
+                    rows_by_split = defaultdict(list)
+                    for row in batch.to_pylist():
+                        split = chosen.get(row["id"])
+                        if split is None:
+                            continue
+                        row["split"] = split
+                        row.update(make_qa(row["id"], row["labels"], row["task_type"], subset.instructions,
+                                           subset.labels, seed, row["boxes"], row["width"], row["height"]).as_row())
+                        if strip:  # the license forbids republishing pixels: keep QA, metadata and hashes
+                            row.update({m: None for m in _MEDIA})
+                        rows_by_split[split].append(row)
+                        if not flavour:
+                            labels_count[split].update(row["labels"] or ["(no label)"])
+                    for split, rows in rows_by_split.items():
+                        writers[split].write(pa.Table.from_pylist(rows, schema=MAT_FEATURES.arrow_schema))
+            for split, writer in writers.items():
+                writer.close()
+                counts[split] += writer.total
+                contents.hashes.setdefault((subset.id, flavour or "full", split), set()).update(
+                    sha[i] for i, s in chosen.items() if s == split and i.startswith(source_id + "/"))
+                if not flavour and writer.total:
+                    _add_source_split(contents, source_id, split, f"data/{name}/{split}/{source_id}-*.parquet",
+                                      writer.total)
+        data_files = {split: [f"data/{name}/{split}/*.parquet"] for split in (TRAIN, TEST) if counts[split]}
+        if data_files:
+            how = ("every sample; train/test from the sources' own splits or 9:1, grouped by patient and by exact "
+                   "and near-duplicate pixels" if not flavour else
+                   "the paper's flavour: train capped at 3,000 label-balanced samples (ID subsets only), test "
+                   "label-balanced (at most 50 per label)")
+            contents.configs.append(ConfigInfo(name, data_files, {s: counts[s] for s in data_files}, how))
+    contents.subsets[subset.id] = {"sources": built, "labels": labels_count}
+
+
+def _add_source_split(contents: HubContents, source_id: str, split: str, pattern: str, count: int) -> None:
+    name = f"source-{source_id}"
+    config = next((c for c in contents.configs if c.name == name), None)
+    if config is None:
+        config = ConfigInfo(name, {}, {}, f"the samples of source {source_id}, as split in its subset")
+        contents.configs.append(config)
+    config.data_files[split] = [pattern]
+    config.num_examples[split] = count
+
+
+def add_cg_configs(registry: Registry, contents: HubContents) -> None:
+    """A config per CG experiment whose subsets are all in the hub; leaks between train and test are refused."""
+    try:
+        from ..cg import load_experiments  # written alongside; absent in older checkouts
+    except ImportError:
+        return
+    experiments = load_experiments(registry.root)
+    have = {c.name: c for c in contents.configs}
+    for exp in experiments:
+        train_names = [f"subset-{s}-paper" for s in exp.train_subsets]
+        target = f"subset-{exp.target}-paper"
+        missing = [n for n in train_names + [target] if n not in have]
+        if missing or TEST not in have[target].data_files:
+            contents.skipped_cg[exp.id] = f"not built: {', '.join(missing) or target + ' has no test split'}"
+            continue
+        train_hashes = set().union(*(contents.hashes.get((s, "-paper", TRAIN), set()) for s in exp.train_subsets))
+        leaked = train_hashes & contents.hashes.get((exp.target, "-paper", TEST), set())
+        if leaked:
+            contents.skipped_cg[exp.id] = f"{len(leaked)} test image(s) of subset {exp.target} also in training"
+            continue
+        train_files = [f for n in train_names for f in have[n].data_files.get(TRAIN, [])]
+        if not train_files:
+            contents.skipped_cg[exp.id] = "its training subsets have no paper train split (OOD subsets)"
+            continue
+        contents.configs.append(ConfigInfo(
+            f"cg-{exp.id}", {TRAIN: train_files, TEST: have[target].data_files[TEST]},
+            {TRAIN: sum(have[n].num_examples.get(TRAIN, 0) for n in train_names),
+             TEST: have[target].num_examples[TEST]},
+            f"CG experiment {exp.id}: train on subsets {', '.join(exp.train_subsets)}, test on {exp.target}"))
+
+
+def build_hub_data(registry: Registry, out: Path, subset_ids: list[str], seed: int = 42,
+                   keep_pixels: bool = False) -> HubContents:
+    hub = out / "hub"
+    if (hub / "data").exists():
+        shutil.rmtree(hub / "data")
+    contents = HubContents()
+    for sid in sorted(subset_ids):
+        build_subset(registry, registry.subsets[sid], out, hub, seed, keep_pixels, contents)
+    add_cg_configs(registry, contents)
+    order = {"subset": 0, "source": 1, "cg-": 2}
+    contents.configs.sort(key=lambda c: (next(v for k, v in order.items() if c.name.startswith(k)), c.name))
+    return contents

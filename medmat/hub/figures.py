@@ -1,0 +1,77 @@
+"""Figures for the dataset card: the MAT coverage grid and a montage of sample images per subset."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on build machines
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from ..registry.loader import Registry  # noqa: E402
+
+# Fixed metadata so the same inputs give the same PNG bytes.
+_PNG_METADATA = {"Software": None}
+
+
+def coverage_figure(registry: Registry, built: dict[str, int], path: Path) -> Path:
+    """Modality x area grid; each cell lists its subsets' task elements, dark when built (with sample counts)."""
+    modalities = [m.key for m in registry.vocabulary.modalities]
+    areas = [a.key for a in registry.vocabulary.areas]
+    grid = np.zeros((len(modalities), len(areas)))
+    text: dict[tuple[int, int], list[str]] = {}
+    for sub in registry.subsets.values():
+        i, j = modalities.index(sub.modality), areas.index(sub.area)
+        element = registry.vocabulary.task(sub.task).element
+        grid[i, j] = max(grid[i, j], 2 if sub.id in built else 1)
+        text.setdefault((i, j), []).append(f"{sub.id} {element[:4]}" + (f" ({built[sub.id]})" if sub.id in built
+                                                                      else ""))
+    fig, ax = plt.subplots(figsize=(1.1 * len(areas) + 2, 0.6 * len(modalities) + 2), dpi=100)
+    ax.imshow(grid, cmap="Blues", vmin=0, vmax=2.6, aspect="auto")
+    for (i, j), lines in text.items():
+        ax.text(j, i, "\n".join(lines), ha="center", va="center", fontsize=5.5,
+                color="white" if grid[i, j] == 2 else "black")
+    ax.set_xticks(range(len(areas)), areas, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(modalities)), modalities, fontsize=8)
+    ax.set_title("MAT coverage: subsets by modality and area (dark: built here, with sample count)", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", metadata=_PNG_METADATA)
+    plt.close(fig)
+    return path
+
+
+def montage(files: list[Path], path: Path, title: str, count: int = 8, tile: int = 128) -> Path | None:
+    """The first `count` images (with pixels) of the given shards, with their answers, in a strip."""
+    samples = []
+    for file in files:
+        for batch in pq.ParquetFile(file).iter_batches(batch_size=16, columns=["image", "answer"]):
+            for row in batch.to_pylist():
+                if row["image"] and row["image"]["bytes"]:
+                    samples.append(row)
+                if len(samples) >= count:
+                    break
+            if len(samples) >= count:
+                break
+        if len(samples) >= count:
+            break
+    if not samples:
+        return None
+    fig, axes = plt.subplots(1, len(samples), figsize=(1.6 * len(samples), 2.0), dpi=100, squeeze=False)
+    for ax, row in zip(axes[0], samples):
+        image = Image.open(io.BytesIO(row["image"]["bytes"]))
+        image.thumbnail((tile, tile))
+        ax.imshow(np.asarray(image.convert("RGB")))
+        ax.set_title((row["answer"] or "")[:18], fontsize=6)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", metadata=_PNG_METADATA)
+    plt.close(fig)
+    return path
