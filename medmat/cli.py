@@ -170,6 +170,42 @@ def build(
         raise typer.Exit(1)
 
 
+@app.command()
+def example(
+    out: Annotated[Path, typer.Option("--out", help="output folder (data/, sources/, hub/ go inside)")] = Path(
+        "medmat-example"),
+    num_proc: Annotated[int, typer.Option(help="worker processes")] = 1,
+) -> None:
+    """Build a small example end to end from real images shipped in installed packages, then load it back."""
+    from datasets import load_dataset
+
+    from .build.source import BuildOptions, build_source
+    from .example import assemble
+    from .hub import build_hub
+
+    reg = _load_or_exit(None)
+    data = out / "data"
+    sources = assemble(data)
+    for source_id in sources:
+        report = build_source(reg, source_id, data, out, BuildOptions(num_proc=num_proc))
+        typer.echo(f"{source_id}: {report['written']} written, {report['quarantined']} quarantined, "
+                   f"{report['excluded']} excluded of {report['seen']} seen")
+    subsets = sorted({s.id for source_id in sources for s in reg.subset_of(source_id)})
+    # The example's pixels are the packages' own test images, which may be republished: keep them.
+    contents = build_hub(reg, out, subsets, keep_pixels=True)
+    typer.echo(f"\nhub: {out / 'hub'} with {len(contents.configs)} configs:")
+    for config in contents.configs:
+        typer.echo(f"    {config.name}: " + ", ".join(f"{k} {v}" for k, v in config.num_examples.items()))
+    ds = load_dataset(str(out / "hub"), "subset-02")
+    row = ds["train"][0]
+    typer.echo(f"\nload_dataset({str(out / 'hub')!r}, 'subset-02') -> "
+               + ", ".join(f"{k}: {len(v)} rows" for k, v in ds.items()))
+    typer.echo(f"a sample ({row['id']}, image {row['image'].size[0]}x{row['image'].size[1]}):\n")
+    typer.echo(row["question_choice"])
+    typer.echo(f"answer: {row['answer_choice']} ({row['answer']})")
+    typer.echo(f"\ndataset card: {out / 'hub' / 'README.md'} (figures in {out / 'hub' / 'assets'})")
+
+
 def _resolve(reg, names: list[str]) -> tuple[list[str], list[str]]:
     """(source ids to build, subset ids to assemble) for `build` arguments."""
     sources, subsets = [], []
@@ -210,6 +246,13 @@ def errata(manifests: ManifestsOpt = None) -> None:
 
 def _yes_no(value: bool | None) -> str:
     return "?" if value is None else ("yes" if value else "no")
+
+
+from . import hub_commands  # noqa: E402  (upstream JSON export/import and publish; heavy imports stay lazy)
+
+app.command("export")(hub_commands.export)
+app.command("import-upstream")(hub_commands.import_upstream)
+app.command("publish")(hub_commands.publish)
 
 
 if __name__ == "__main__":

@@ -163,34 +163,36 @@ def _add_source_split(contents: HubContents, source_id: str, split: str, pattern
 
 
 def add_cg_configs(registry: Registry, contents: HubContents) -> None:
-    """A config per CG experiment whose subsets are all in the hub; leaks between train and test are refused."""
-    try:
-        from ..cg import load_experiments  # written alongside; absent in older checkouts
-    except ImportError:
-        return
-    experiments = load_experiments(registry.root)
+    """A config per CG experiment whose subsets are all in the hub: the training subsets' shards (the flavour its
+    caps name) and the target's paper test shards. Sample caps are applied by the trainer (`medmat cg run`), since a
+    config can only point at whole shards. Experiments whose training data would contain a test image are refused."""
+    from ..cg import load_cg
+
+    cg, _ = load_cg(registry.root)
     have = {c.name: c for c in contents.configs}
-    for exp in experiments:
-        train_names = [f"subset-{s}-paper" for s in exp.train_subsets]
+    for exp_id, exp in sorted(cg.experiments.items()):
+        flavour = "-paper" if exp.caps.split == "paper" else ""
+        train_names = [f"subset-{s}{flavour}" for s in exp.train]
         target = f"subset-{exp.target}-paper"
         missing = [n for n in train_names + [target] if n not in have]
         if missing or TEST not in have[target].data_files:
-            contents.skipped_cg[exp.id] = f"not built: {', '.join(missing) or target + ' has no test split'}"
+            contents.skipped_cg[exp_id] = f"not built here: {', '.join(missing) or target + ' has no test split'}"
             continue
-        train_hashes = set().union(*(contents.hashes.get((s, "-paper", TRAIN), set()) for s in exp.train_subsets))
+        train_hashes = set().union(*(contents.hashes.get((s, flavour or "full", TRAIN), set()) for s in exp.train))
         leaked = train_hashes & contents.hashes.get((exp.target, "-paper", TEST), set())
         if leaked:
-            contents.skipped_cg[exp.id] = f"{len(leaked)} test image(s) of subset {exp.target} also in training"
+            contents.skipped_cg[exp_id] = f"{len(leaked)} test image(s) of subset {exp.target} are in its training data"
             continue
         train_files = [f for n in train_names for f in have[n].data_files.get(TRAIN, [])]
         if not train_files:
-            contents.skipped_cg[exp.id] = "its training subsets have no paper train split (OOD subsets)"
+            contents.skipped_cg[exp_id] = "its training subsets have no train split in this flavour (OOD subsets)"
             continue
         contents.configs.append(ConfigInfo(
-            f"cg-{exp.id}", {TRAIN: train_files, TEST: have[target].data_files[TEST]},
+            f"cg-{exp_id}", {TRAIN: train_files, TEST: have[target].data_files[TEST]},
             {TRAIN: sum(have[n].num_examples.get(TRAIN, 0) for n in train_names),
              TEST: have[target].num_examples[TEST]},
-            f"CG experiment {exp.id}: train on subsets {', '.join(exp.train_subsets)}, test on {exp.target}"))
+            f"CG {exp.kind.value} ({exp.direction.value}): train on subsets {', '.join(exp.train)}, test on "
+            f"{exp.target}; caps applied at training time"))
 
 
 def build_hub_data(registry: Registry, out: Path, subset_ids: list[str], seed: int = 42,

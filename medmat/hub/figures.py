@@ -31,7 +31,7 @@ def coverage_figure(registry: Registry, built: dict[str, int], path: Path) -> Pa
         grid[i, j] = max(grid[i, j], 2 if sub.id in built else 1)
         text.setdefault((i, j), []).append(f"{sub.id} {element[:4]}" + (f" ({built[sub.id]})" if sub.id in built
                                                                       else ""))
-    fig, ax = plt.subplots(figsize=(1.1 * len(areas) + 2, 0.6 * len(modalities) + 2), dpi=100)
+    fig, ax = plt.subplots(figsize=(1.1 * len(areas) + 2, 0.9 * len(modalities) + 2), dpi=100)
     ax.imshow(grid, cmap="Blues", vmin=0, vmax=2.6, aspect="auto")
     for (i, j), lines in text.items():
         ax.text(j, i, "\n".join(lines), ha="center", va="center", fontsize=5.5,
@@ -46,20 +46,26 @@ def coverage_figure(registry: Registry, built: dict[str, int], path: Path) -> Pa
     return path
 
 
-def montage(files: list[Path], path: Path, title: str, count: int = 8, tile: int = 128) -> Path | None:
-    """The first `count` images (with pixels) of the given shards, with their answers, in a strip."""
-    samples = []
+def montage(files: list[Path], path: Path, title: str, count: int = 8, tile: int = 128, scan: int = 4000) -> Path | None:
+    """Up to `count` images (with pixels) of the given shards, one per answer first, with their answers."""
+    by_answer: dict[str, dict] = {}
+    extra: list[dict] = []
+    seen = 0
     for file in files:
-        for batch in pq.ParquetFile(file).iter_batches(batch_size=16, columns=["image", "answer"]):
+        for batch in pq.ParquetFile(file).iter_batches(batch_size=64, columns=["image", "answer"]):
             for row in batch.to_pylist():
-                if row["image"] and row["image"]["bytes"]:
-                    samples.append(row)
-                if len(samples) >= count:
-                    break
-            if len(samples) >= count:
+                seen += 1
+                if not (row["image"] and row["image"]["bytes"]):
+                    continue
+                if row["answer"] not in by_answer and len(by_answer) < count:
+                    by_answer[row["answer"]] = row
+                elif len(extra) < count:
+                    extra.append(row)
+            if len(by_answer) >= count or seen >= scan:
                 break
-        if len(samples) >= count:
+        if len(by_answer) >= count or seen >= scan:
             break
+    samples = (list(by_answer.values()) + extra)[:count]
     if not samples:
         return None
     fig, axes = plt.subplots(1, len(samples), figsize=(1.6 * len(samples), 2.0), dpi=100, squeeze=False)
