@@ -7,8 +7,9 @@
    split (so duplicates of test images leave train), else train. Other components go to test with probability
    1/10, decided by a hash of the seed and the component's smallest id (9:1, independent of order).
 3. The paper flavour caps train at 3,000 samples, label-balanced as far as possible (round-robin over labels in
-   seeded order), and keeps a strictly label-balanced test set (the same number per label, at most 50);
-   out-of-distribution subsets keep no train split in this flavour, as in the paper.
+   seeded order), and keeps a strictly label-balanced test set (the same number per label, at most 50). Every
+   subset keeps its train split here: the paper calls subsets under 3,000 samples out-of-distribution (never
+   trained on in-distribution) but still trains on them in its CG experiments (e.g. 04 + 05 -> 03).
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def assign_splits(samples: list[SampleKey], seed: int) -> dict[str, str]:
     return result
 
 
-def paper_selection(samples: list[SampleKey], splits: dict[str, str], seed: int, role: str) -> dict[str, str]:
+def paper_selection(samples: list[SampleKey], splits: dict[str, str], seed: int) -> dict[str, str]:
     """id -> train | test for the paper flavour (a subset of the full flavour's samples)."""
     chosen: dict[str, str] = {}
     by_split_label: dict[str, dict[str, list[str]]] = {TRAIN: defaultdict(list), TEST: defaultdict(list)}
@@ -126,12 +127,11 @@ def paper_selection(samples: list[SampleKey], splits: dict[str, str], seed: int,
         for label in sorted(test):
             chosen.update((i, TEST) for i in test[label][:per_label])
 
-    if role in ("ID", "detseg"):  # detection/segmentation subsets were never test-only in the paper
-        queues = {label: list(ids) for label, ids in sorted(by_split_label[TRAIN].items())}
-        taken = 0
-        while taken < PAPER_TRAIN_CAP and any(queues.values()):
-            for label in sorted(queues):
-                if queues[label] and taken < PAPER_TRAIN_CAP:
-                    chosen[queues[label].pop(0)] = TRAIN
-                    taken += 1
+    queues = {label: list(ids) for label, ids in sorted(by_split_label[TRAIN].items())}
+    taken = 0
+    while taken < PAPER_TRAIN_CAP and any(queues.values()):
+        for label in sorted(queues):
+            if queues[label] and taken < PAPER_TRAIN_CAP:
+                chosen[queues[label].pop(0)] = TRAIN
+                taken += 1
     return chosen

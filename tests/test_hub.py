@@ -106,3 +106,28 @@ def _digests(hub):
 
 def test_one_and_two_workers_give_identical_hub(hub, tmp_path):
     assert _digests(_build(tmp_path, num_proc=2)) == _digests(hub)
+
+
+@pytest.fixture(scope="module")
+def ct_hub(tmp_path_factory):
+    """The four CT subsets: enough for the paper's two-source experiments 1-3 (Table 3)."""
+    tmp = tmp_path_factory.mktemp("ct")
+    subsets = ["03", "04", "05", "06"]
+    for sub in subsets:
+        for source_id in REGISTRY.subsets[sub].sources:
+            materialise(source_id, tmp / "data")
+            build_source(REGISTRY, source_id, tmp / "data", tmp / "out", BuildOptions(progress=False))
+    build_hub(REGISTRY, tmp / "out", subsets)
+    return tmp / "out" / "hub"
+
+
+def test_cg_config_points_at_subset_shards_and_does_not_leak(ct_hub):
+    config = next(c for c in _card(ct_hub)["configs"] if c["config_name"] == "cg-two-01")
+    paths = {f["split"]: f["path"] for f in config["data_files"]}
+    assert paths["train"] == ["data/subset-03-paper/train/*.parquet", "data/subset-06-paper/train/*.parquet"]
+    assert paths["test"] == "data/subset-04-paper/test/*.parquet"
+    ds = load_dataset(str(ct_hub), "cg-two-01")
+    assert set(ds["train"]["subset"]) == {"03", "06"} and set(ds["test"]["subset"]) == {"04"}
+    assert not set(ds["train"]["pixel_sha256"]) & set(ds["test"]["pixel_sha256"])
+    stream = load_dataset(str(ct_hub), "cg-two-01", split="test", streaming=True)
+    assert next(iter(stream))["subset"] == "04"

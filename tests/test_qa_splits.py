@@ -98,7 +98,7 @@ def test_official_splits_are_kept():
 def test_paper_flavour_caps_and_balances():
     keys = [_key(i, label=["A", "B", "C"][i % 3] if i < 9000 else "A") for i in range(12000)]
     splits = assign_splits(keys, seed=42)
-    paper = paper_selection(keys, splits, seed=42, role="ID")
+    paper = paper_selection(keys, splits, seed=42)
     train = [k for k in keys if paper.get(k.id) == "train"]
     test = [k for k in keys if paper.get(k.id) == "test"]
     assert len(train) == PAPER_TRAIN_CAP
@@ -107,4 +107,3 @@ def test_paper_flavour_caps_and_balances():
     test_counts = {label: sum(k.balance_key == label for k in test) for label in "ABC"}
     assert len(set(test_counts.values())) == 1 and test_counts["A"] == 50
     assert all(splits[k.id] == paper[k.id] for k in train + test)  # a subset of the full flavour
-    assert not any(v == "train" for v in paper_selection(keys, splits, 42, "OOD").values())

@@ -105,7 +105,7 @@ def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed:
         return
     keys = [k for s in built for k in _sample_keys(_source_files(out, s))]
     full = assign_splits(keys, seed)
-    paper = paper_selection(keys, full, seed, subset.role)
+    paper = paper_selection(keys, full, seed)
     sha = {k.id: k.pixel_sha256 for k in keys}
     labels_count: dict[str, Counter] = {TRAIN: Counter(), TEST: Counter()}
 
@@ -146,8 +146,8 @@ def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed:
         if data_files:
             how = ("every sample; train/test from the sources' own splits or 9:1, grouped by patient and by exact "
                    "and near-duplicate pixels" if not flavour else
-                   "the paper's flavour: train capped at 3,000 label-balanced samples (ID subsets only), test "
-                   "label-balanced (at most 50 per label)")
+                   "the paper's flavour: train capped at 3,000 label-balanced samples, test label-balanced "
+                   "(at most 50 per label)")
             contents.configs.append(ConfigInfo(name, data_files, {s: counts[s] for s in data_files}, how))
     contents.subsets[subset.id] = {"sources": built, "labels": labels_count}
 
@@ -166,26 +166,29 @@ def add_cg_configs(registry: Registry, contents: HubContents) -> None:
     """A config per CG experiment whose subsets are all in the hub: the training subsets' shards (the flavour its
     caps name) and the target's paper test shards. Sample caps are applied by the trainer (`medmat cg run`), since a
     config can only point at whole shards. Experiments whose training data would contain a test image are refused."""
-    from ..cg import load_cg
+    from ..cg import find_hash_leaks, load_cg
 
     cg, _ = load_cg(registry.root)
     have = {c.name: c for c in contents.configs}
     for exp_id, exp in sorted(cg.experiments.items()):
         flavour = "-paper" if exp.caps.split == "paper" else ""
-        train_names = [f"subset-{s}{flavour}" for s in exp.train]
+        # Data-limited settings also train on some of the target's own train split (disjoint from its test split).
+        train_ids = list(exp.train) + ([exp.target] if exp.target_train_samples else [])
+        train_names = [f"subset-{s}{flavour}" for s in train_ids]
         target = f"subset-{exp.target}-paper"
         missing = [n for n in train_names + [target] if n not in have]
         if missing or TEST not in have[target].data_files:
             contents.skipped_cg[exp_id] = f"not built here: {', '.join(missing) or target + ' has no test split'}"
             continue
-        train_hashes = set().union(*(contents.hashes.get((s, flavour or "full", TRAIN), set()) for s in exp.train))
-        leaked = train_hashes & contents.hashes.get((exp.target, "-paper", TEST), set())
-        if leaked:
-            contents.skipped_cg[exp_id] = f"{len(leaked)} test image(s) of subset {exp.target} are in its training data"
+        leaks = find_hash_leaks({s: contents.hashes.get((s, flavour or "full", TRAIN), set()) for s in train_ids},
+                                contents.hashes.get((exp.target, "-paper", TEST), set()))
+        if leaks:
+            count = sum(len(v) for v in leaks.values())
+            contents.skipped_cg[exp_id] = f"{count} test image(s) of subset {exp.target} are in its training data"
             continue
         train_files = [f for n in train_names for f in have[n].data_files.get(TRAIN, [])]
         if not train_files:
-            contents.skipped_cg[exp_id] = "its training subsets have no train split in this flavour (OOD subsets)"
+            contents.skipped_cg[exp_id] = "no training data (a target-only setting: train on the target itself)"
             continue
         contents.configs.append(ConfigInfo(
             f"cg-{exp_id}", {TRAIN: train_files, TEST: have[target].data_files[TEST]},

@@ -10,6 +10,9 @@ def validate(root=None) -> tuple[Registry, list[Problem]]:
     """Load and cross-check every manifest under `root`; returns the registry and all problems, sorted."""
     registry, problems = load_registry(root)
     problems += check_registry(registry)
+    from ..cg import check_cg_manifests  # lazy: medmat.cg imports the registry; checks manifests/cg/
+
+    problems += check_cg_manifests(registry)
     return registry, sorted(set(problems))
 
 
