@@ -87,11 +87,15 @@ def extract(archive: Path, dest: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> li
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    # Merge file by file: several archives of one source (NIH's twelve images_0NN.tar.gz) share a folder, and
+    # extracting one must not remove what another put there. A file extracted again replaces its old copy.
     dest.mkdir(parents=True, exist_ok=True)
-    for child in sorted(staging.iterdir()):
-        target = dest / child.name
-        if target.exists():
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
-        child.rename(target)
-    staging.rmdir()
+    for path in sorted(staging.rglob("*")):
+        target = dest / path.relative_to(staging)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            path.replace(target)
+    shutil.rmtree(staging)
     return sorted(written)

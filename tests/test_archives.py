@@ -85,3 +85,11 @@ def test_not_an_archive(tmp_path):
     (tmp_path / "page.zip").write_text("<html>login</html>")
     with pytest.raises(UnsafeArchiveError, match="neither"):
         extract(tmp_path / "page.zip", tmp_path / "out")
+
+
+def test_archives_sharing_a_folder_are_merged(tmp_path):
+    first = _tar(tmp_path / "images_001.tar.gz", {"images/00000001_000.png": b"a"})
+    second = _tar(tmp_path / "images_002.tar.gz", {"images/00000002_000.png": b"b"})
+    extract(first, tmp_path / "nih")
+    extract(second, tmp_path / "nih")
+    assert sorted(p.name for p in (tmp_path / "nih" / "images").iterdir()) == ["00000001_000.png", "00000002_000.png"]
