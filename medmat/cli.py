@@ -254,6 +254,19 @@ app.command("export")(hub_commands.export)
 app.command("import-upstream")(hub_commands.import_upstream)
 app.command("publish")(hub_commands.publish)
 
+from .cg import cg_app  # noqa: E402  (CG experiments: `medmat cg list | show | related`)
+
+app.add_typer(cg_app, name="cg")
+
+from .train.cli import register as register_training  # noqa: E402  (`medmat train | eval | cg run`; torch lazily)
+
+register_training(app)
+
+from .download.cli import doctor_command, download_command  # noqa: E402
+
+app.command("download")(download_command)
+app.command("doctor")(doctor_command)
+
 
 if __name__ == "__main__":
     app()
