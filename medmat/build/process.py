@@ -87,7 +87,7 @@ def encode_png(pixels: np.ndarray) -> bytes:
 def perceptual_hash(pixels: np.ndarray) -> str:
     """imagehash's pHash, after a cheap box reduction of large images (pHash only looks at 32x32 anyway)."""
     image = Image.fromarray(pixels if pixels.dtype == np.uint8 else (pixels >> 8).astype(np.uint8))
-    factor = min(image.size) // 256
+    factor = min(image.size) // 64
     if factor > 1:
         image = image.reduce(factor)
     return str(imagehash.phash(image))

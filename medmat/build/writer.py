@@ -64,7 +64,7 @@ class SourceWriter:
         self._ids.add(row["id"])
         self._hashes[row["pixel_sha256"]] = row["id"]
         self.labels.update(row["labels"] or ["(no label)"])
-        self._buffer.append(MAT_FEATURES.encode_example(row))
+        self._buffer.append(row)  # already in storage form: media as {"bytes", "path"}, the rest plain values
         self.written += 1
         if len(self._buffer) >= ROW_GROUP_ROWS:
             self._flush()
