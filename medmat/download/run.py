@@ -2,14 +2,13 @@
 
 Open sources go through `http.fetch_file`, Kaggle ones through `kaggle.download`, and the rest get the numbered
 steps of `manual`. Archives are kept (verified) under DIR/.downloads/<source-id>/ and unpacked with
-`medmat.archives.extract` into a scratch folder whose contents are then merged into DIR/<source-id>/, so several
-archives can fill one folder (NIH ChestX-ray14's twelve parts all unpack into images/).
+`medmat.archives.extract`, which merges into DIR/<source-id>/, so several archives can fill one folder (NIH
+ChestX-ray14's twelve parts all unpack into images/).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import tarfile
 import zipfile
 from collections.abc import Callable, Iterable
@@ -49,31 +48,6 @@ class _NeedsAction(Exception):
 
 def _is_archive(path: Path) -> bool:
     return zipfile.is_zipfile(path) or tarfile.is_tarfile(path)
-
-
-def _merge(src: Path, dst: Path) -> None:
-    dst.mkdir(parents=True, exist_ok=True)
-    for child in sorted(src.iterdir()):
-        target = dst / child.name
-        if child.is_dir() and target.is_dir():
-            _merge(child, target)
-            continue
-        if target.is_dir():
-            shutil.rmtree(target)
-        os.replace(child, target)
-
-
-def extract_into(archive: Path, dest: Path) -> list[str]:
-    """Unpack `archive` safely (medmat.archives) and merge its tree into `dest`; returns the member paths."""
-    scratch = archive.with_name(archive.name + ".contents")
-    if scratch.exists():
-        shutil.rmtree(scratch)
-    try:
-        members = extract(archive, scratch)
-        _merge(scratch, dest)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return members
 
 
 def _set_aside(path: Path, say: Say, why: str) -> None:
@@ -127,7 +101,7 @@ def _ensure_file(source: Source, file: DownloadFile, data_dir: Path, allowed: fr
         raise _NeedsAction(f"{file.name} is verified but is not a zip or tar archive (RAR or 7z?), which medmat does "
                            f"not unpack: extract {archive} into {root}/ yourself (e.g. `7z x` or `unrar x`), then run "
                            f"`medmat doctor {source.id} --data-dir {data_dir}`")
-    members = extract_into(archive, root)
+    members = extract(archive, root)
     say(f"{source.id}: extracted {len(members)} file(s) from {file.name} into {root}/")
     if not keep_archives:
         archive.unlink()
@@ -173,7 +147,7 @@ def _download_kaggle(source, data_dir, settings, keep_archives, say, result) -> 
         else:
             say(f"{source.id}: using {archive}")
         size, digest = archive.stat().st_size, sha256_of(archive)
-        members = extract_into(archive, source_dir(data_dir, source.id))
+        members = extract(archive, source_dir(data_dir, source.id))
         say(f"{source.id}: extracted {len(members)} file(s) from {archive.name}")
         if not keep_archives:
             archive.unlink()
