@@ -140,8 +140,9 @@ def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed:
                 contents.hashes.setdefault((subset.id, flavour or "full", split), set()).update(
                     sha[i] for i, s in chosen.items() if s == split and i.startswith(source_id + "/"))
                 if not flavour and writer.total:
-                    _add_source_split(contents, source_id, split, f"data/{name}/{split}/{source_id}-*.parquet",
-                                      writer.total)
+                    # Exact file names, not a glob: `<id>-*` would also match a source whose id extends this one.
+                    _add_source_split(contents, source_id, split,
+                                      [f"data/{name}/{split}/{f}" for f in writer.files], writer.total)
         data_files = {split: [f"data/{name}/{split}/*.parquet"] for split in (TRAIN, TEST) if counts[split]}
         if data_files:
             how = ("every sample; train/test from the sources' own splits or 9:1, grouped by patient and by exact "
@@ -152,13 +153,13 @@ def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed:
     contents.subsets[subset.id] = {"sources": built, "labels": labels_count}
 
 
-def _add_source_split(contents: HubContents, source_id: str, split: str, pattern: str, count: int) -> None:
+def _add_source_split(contents: HubContents, source_id: str, split: str, files: list[str], count: int) -> None:
     name = f"source-{source_id}"
     config = next((c for c in contents.configs if c.name == name), None)
     if config is None:
         config = ConfigInfo(name, {}, {}, f"the samples of source {source_id}, as split in its subset")
         contents.configs.append(config)
-    config.data_files[split] = [pattern]
+    config.data_files[split] = files
     config.num_examples[split] = count
 
 
