@@ -29,7 +29,7 @@ from build_bench import SOURCE, make_tree  # noqa: E402  (the same synthetic sou
 def _to_tensor(image: Image.Image):
     import torch
 
-    return torch.from_numpy(np.asarray(image.convert("RGB").resize((224, 224)), dtype=np.uint8))
+    return torch.from_numpy(np.array(image.convert("RGB").resize((224, 224)), dtype=np.uint8))
 
 
 def parquet_dataset(hub: Path):
