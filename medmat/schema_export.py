@@ -6,10 +6,12 @@ import json
 import sys
 from pathlib import Path
 
+from .cg import ExperimentFile
 from .registry.models import LicenseRegistry, Source, Subset, Vocabulary
 from .schema import FIELD_DESCRIPTIONS, MAT_FEATURES
 
-MANIFEST_MODELS = {"source": Source, "subset": Subset, "vocabulary": Vocabulary, "licenses": LicenseRegistry}
+MANIFEST_MODELS = {"source": Source, "subset": Subset, "vocabulary": Vocabulary, "licenses": LicenseRegistry,
+                   "cg": ExperimentFile}
 
 
 def schema_documents() -> dict[str, dict]:
