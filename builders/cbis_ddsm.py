@@ -11,7 +11,7 @@ from typing import Iterator
 
 from pydantic import Field
 
-from medmat.adapters.base import AdapterParams, Entry, RawItem, Skipped, Walk, iter_images
+from medmat.adapters.base import AdapterParams, Entry, RawItem, Skipped, Walk, iter_images, listed_file
 from medmat.adapters.tables import TableSpec, read_table, require_columns
 
 
@@ -68,10 +68,8 @@ def iter_items(root: Path, params: Params) -> Iterator[Entry]:
 
     for rel in sorted(items):
         entry = items[rel]
-        if rel not in images:
-            yield Skipped(rel, "quarantined", f"{entry['where']} names a file that is missing")
-        elif images[rel] is not None:
-            yield images[rel]
+        if (problem := listed_file(rel, images, entry["where"])) is not None:
+            yield problem
         elif not entry["labels"]:
             yield Skipped(rel, "quarantined", f"{entry['where']} has no label")
         else:

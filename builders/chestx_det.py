@@ -15,7 +15,7 @@ from typing import Iterator
 
 from pydantic import Field
 
-from medmat.adapters.base import AdapterParams, Entry, RawItem, Skipped, Walk, iter_images
+from medmat.adapters.base import AdapterParams, Entry, RawItem, Skipped, Walk, iter_images, listed_file
 from medmat.adapters.tables import TableError
 
 
@@ -41,10 +41,8 @@ def iter_records(root: Path, params: Params) -> Iterator[tuple[str, object]]:
             rel = f"{folder}/{record[params.path_column]}"
             if rel in entries:
                 entries[rel] = Skipped(rel, "quarantined", f"{table} record {number} repeats this image")
-            elif rel not in images:
-                entries[rel] = Skipped(rel, "quarantined", f"{table} record {number} names a file that is missing")
-            elif images[rel] is not None:
-                entries[rel] = images[rel]
+            elif (problem := listed_file(rel, images, f"{table} record {number}")) is not None:
+                entries[rel] = problem
             else:
                 entries[rel] = dict(record, _split=split, _where=f"{table} record {number}")
     # Files no record names: label files and other non-images (excluded), stray images (quarantined).

@@ -8,7 +8,7 @@ from typing import Iterator
 
 from pydantic import Field
 
-from medmat.adapters.base import AdapterParams, Entry, RawItem, Skipped, Walk, iter_images
+from medmat.adapters.base import AdapterParams, Entry, RawItem, Skipped, Walk, iter_images, listed_file
 from medmat.adapters.tables import TableSpec, read_table, require_columns
 
 
@@ -48,10 +48,8 @@ def iter_items(root: Path, params: Params) -> Iterator[Entry]:
 
     for rel in sorted(rows):
         line, label, split = rows[rel]
-        if rel not in images:
-            yield Skipped(rel, "quarantined", f"{params.table} row {line} names a file that is missing")
-        elif images[rel] is not None:
-            yield images[rel]
+        if (problem := listed_file(rel, images, f"{params.table} row {line}")) is not None:
+            yield problem
         else:
             yield RawItem(key=rel, paths=(rel,), source_labels=(label,), original_split=split)
 

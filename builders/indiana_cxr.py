@@ -12,7 +12,7 @@ from typing import Iterator
 
 from pydantic import Field
 
-from medmat.adapters.base import AdapterParams, Entry, RawItem, Skipped, Walk, iter_images
+from medmat.adapters.base import AdapterParams, Entry, RawItem, Skipped, Walk, iter_images, listed_file
 from medmat.adapters.tables import TableSpec, read_table, require_columns
 
 
@@ -45,10 +45,8 @@ def iter_items(root: Path, params: Params) -> Iterator[Entry]:
         uid = str(row[params.join_column]).strip()
         if rel in entries:
             entries[rel] = Skipped(rel, "quarantined", f"{params.table} row {index + 2} repeats this image")
-        elif rel not in images:
-            entries[rel] = Skipped(rel, "quarantined", f"{params.table} row {index + 2} names a file that is missing")
-        elif images[rel] is not None:
-            entries[rel] = images[rel]
+        elif (problem := listed_file(rel, images, f"{params.table} row {index + 2}")) is not None:
+            entries[rel] = problem
         elif uid not in labels_of:
             entries[rel] = Skipped(rel, "quarantined", f"{params.join_column} {uid} has no row in {params.label_table}")
         elif not labels_of[uid]:

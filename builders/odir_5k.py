@@ -13,7 +13,7 @@ from typing import Iterator
 
 from pydantic import Field
 
-from medmat.adapters.base import AdapterParams, Entry, RawItem, Skipped, Walk, iter_images
+from medmat.adapters.base import AdapterParams, Entry, RawItem, Skipped, Walk, iter_images, listed_file
 from medmat.adapters.tables import TableSpec, read_table, require_columns
 
 
@@ -62,10 +62,8 @@ def iter_items(root: Path, params: Params) -> Iterator[Entry]:
             eyes.append((rel, patient, index + 2, *_eye_labels(str(row[keyword_column]), params)))
 
     for rel, patient, line, labels, excluding in sorted(eyes):
-        if rel not in images:
-            yield Skipped(rel, "quarantined", f"{params.table} row {line} names a file that is missing")
-        elif images[rel] is not None:
-            yield images[rel]
+        if (problem := listed_file(rel, images, f"{params.table} row {line}")) is not None:
+            yield problem
         elif excluding:
             yield Skipped(rel, "excluded", f"{params.table} row {line}: keyword {excluding!r} "
                           "(layout.params.exclude_keywords)")

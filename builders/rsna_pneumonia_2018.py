@@ -14,7 +14,7 @@ from typing import Iterator
 
 from pydantic import Field
 
-from medmat.adapters.base import AdapterParams, Entry, RawItem, Skipped, Walk, iter_images
+from medmat.adapters.base import AdapterParams, Entry, RawItem, Skipped, Walk, iter_images, listed_file
 from medmat.adapters.tables import TableSpec, read_table, require_columns
 
 
@@ -55,10 +55,8 @@ def iter_items(root: Path, params: Params) -> Iterator[Entry]:
         rel = params.path_template.format(image_id)
         labels = class_of.get(image_id, [])
         positive = {"1", "1.0"} & targets.get(image_id, set())
-        if rel not in images:
-            entries[rel] = Skipped(rel, "quarantined", f"{params.table} row {line} names a file that is missing")
-        elif images[rel] is not None:
-            entries[rel] = images[rel]
+        if (problem := listed_file(rel, images, f"{params.table} row {line}")) is not None:
+            entries[rel] = problem
         elif not labels:
             entries[rel] = Skipped(rel, "quarantined", f"no row in {params.class_table}")
         elif params.target_label and bool(positive) != (labels == [params.target_label]):

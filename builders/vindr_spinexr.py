@@ -15,7 +15,7 @@ from typing import Iterator
 
 from pydantic import Field
 
-from medmat.adapters.base import AdapterParams, Entry, RawItem, Skipped, Walk, iter_images
+from medmat.adapters.base import AdapterParams, Entry, RawItem, Skipped, Walk, iter_images, listed_file
 from medmat.adapters.tables import TableSpec, read_table, require_columns
 
 
@@ -54,10 +54,8 @@ def iter_items(root: Path, params: Params) -> Iterator[Entry]:
         for image_id, (line, labels, group) in by_image.items():
             rel = f"{folder}/{params.path_template.format(image_id)}"
             listed.add(rel)
-            if rel not in images:
-                entries[rel] = Skipped(rel, "quarantined", f"{table} row {line} names a file that is missing")
-            elif images[rel] is not None:
-                entries[rel] = images[rel]
+            if (problem := listed_file(rel, images, f"{table} row {line}")) is not None:
+                entries[rel] = problem
             elif not labels:
                 entries[rel] = Skipped(rel, "quarantined", f"{table} row {line} has no label")
             elif len(labels) > 1:

@@ -102,6 +102,14 @@ def regex_groups(pattern: str | None, text: str) -> dict[str, str] | None:
     return None if match is None else {k: v for k, v in match.groupdict().items() if v is not None}
 
 
+def listed_file(rel: str, images: dict[str, "Skipped | None"], where: str) -> "Skipped | None":
+    """For a label row naming `rel` (`where` says which row): why it cannot become an item - its file is missing,
+    or the file was itself skipped (not an image, excluded by a rule) - or None when it is a usable image."""
+    if rel not in images:
+        return Skipped(rel, "quarantined", f"{where} names a file that is missing")
+    return images[rel]
+
+
 def iter_images(walk: Walk, params: AdapterParams) -> Iterator[tuple[str, Skipped | None]]:
     """Every file under the walk: (relative path, None) for images to use, or a Skipped for the rest."""
     for rel in walk.files:

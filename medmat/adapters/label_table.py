@@ -16,7 +16,7 @@ from typing import Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .base import AdapterParams, Entry, RawItem, Skipped, Walk, iter_images, regex_groups
+from .base import AdapterParams, Entry, RawItem, Skipped, Walk, iter_images, listed_file, regex_groups
 from .tables import TableReading, TableSpec, read_table, require_columns
 
 
@@ -172,11 +172,9 @@ def iter_label_table(root: Path, params: LabelTableParams) -> Iterator[Entry]:
         entry = rows[rel]
         if rel in handled:
             continue
-        if rel not in images:
-            yield Skipped(rel, "quarantined", f"{entry['where']} names a file that is missing")
-            continue
-        if images[rel] is not None:
-            yield images[rel]
+        problem = listed_file(rel, images, entry["where"])
+        if problem is not None:
+            yield problem
             continue
         if not entry["labels"]:
             yield Skipped(rel, "quarantined", f"{entry['where']} has no label")
