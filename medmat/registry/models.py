@@ -278,6 +278,38 @@ class KnownBadFile(Strict):
     reason: NonEmptyStr
 
 
+class EvidenceStrength(str, Enum):
+    """How strongly a layout fact is backed by public material outside this project."""
+
+    confirmed = "confirmed"  # a file listing, a loader that reads the real archive, or the publisher's own text
+    folder_level = "folder-level"  # the top folders are shown, the naming inside them is not
+    inferred = "inferred"  # follows from other confirmed facts (a paper's counts, a sibling archive)
+    unverified = "unverified"  # no public material found; the manifest's best guess
+
+
+class EvidenceFact(str, Enum):
+    top_folders = "top-folders"
+    file_naming = "file-naming"
+    label_files = "label-files"
+    label_columns = "label-columns"
+    label_spellings = "label-spellings"
+    split_folders = "split-folders"
+    patient_ids = "patient-ids"
+    access = "access"
+    counts = "counts"
+    other = "other"
+
+
+class Evidence(Strict):
+    """Where one layout fact of the manifest was confirmed, outside this project (issue 15)."""
+
+    fact: EvidenceFact
+    claim: NonEmptyStr = Field(description="the fact as the manifest relies on it")
+    where: NonEmptyStr = Field(description="a URL, or `owner/repo:path#Lstart-Lend` of public code reading the archive")
+    shows: str = Field(default="", description="the lines or words there that show it")
+    strength: EvidenceStrength
+
+
 class Source(Strict):
     id: SourceId
     upstream: Upstream
@@ -304,6 +336,7 @@ class Source(Strict):
     known_bad_files: list[KnownBadFile] = []
     overlaps: list[Overlap] = []
     corrections: list[Correction] = []
+    evidence: list[Evidence] = Field(default=[], description="where each layout fact was confirmed (issue 15)")
     notes: str = ""
 
     @field_validator("citation")
