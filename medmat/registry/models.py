@@ -25,6 +25,7 @@ SourceId = Annotated[str, StringConstraints(pattern=SLUG, min_length=2, max_leng
 SubsetId = Annotated[str, StringConstraints(pattern=r"^\d{2}$")]
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1, strip_whitespace=True)]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Md5 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 
 
 class Strict(BaseModel):
@@ -211,6 +212,7 @@ class DownloadFile(Strict):
     url: AnyHttpUrl
     size: int | None = Field(default=None, ge=0)
     sha256: Sha256 | None = None
+    md5: Md5 | None = Field(default=None, description="the publisher's stated MD5 (Zenodo, figshare), when no SHA-256 is")
     mirrors: list[AnyHttpUrl] = []
     extract: bool = True
 
