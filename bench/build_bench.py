@@ -58,7 +58,7 @@ def raw_decode_encode(paths: list[Path], fmt: str) -> float:
 
 def run_build(data: Path, out: Path, num_proc: int = 1) -> tuple[float, dict]:
     """Seconds for the build itself (the registry is loaded before the clock starts)."""
-    from medmat.build.source import BuildOptions, build_source
+    from medmat.prepare.source import BuildOptions, build_source
     from medmat.registry.loader import load_registry
 
     registry, _ = load_registry()

@@ -78,10 +78,11 @@ def matmul_peak(device, n: int, iters: int) -> float:
 
 def build_cg_hub(hub_parent: Path, experiment: str) -> Path:
     """Fake archives -> `medmat build` -> hub folder with `cg-<experiment>` and its Baseline+ subsets."""
-    from medmat.build.source import BuildOptions, build_source
-    from medmat.cg import load_cg
+    from medmat.prepare.source import BuildOptions, build_source
+    from medmat.registry.cg_models import load_cg
     from medmat.hub import build_hub
-    from medmat.registry import default_manifests_dir, validate
+    from medmat.registry import default_manifests_dir
+    from medmat.validation import validate
     from tests.fakes import materialise
 
     reg, problems = validate(None)

@@ -89,7 +89,7 @@ def throughput(dataset, workers: int) -> float:
 
 
 def child(data: str, out: str) -> None:
-    from medmat.build.source import BuildOptions, build_source
+    from medmat.prepare.source import BuildOptions, build_source
     from medmat.hub import build_hub
     from medmat.registry.loader import load_registry
 

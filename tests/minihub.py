@@ -14,7 +14,7 @@ import yaml
 from datasets import Dataset
 from PIL import Image
 
-from medmat.schema import MAT_FEATURES
+from medmat.mat.schema import MAT_FEATURES
 
 INSTRUCTION = "Answer with the option's letter from the given choices directly."
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medmat.adapters import RawItem, Skipped
-from medmat.adapters.boxes_and_rle import ImageBoxesParams, RleMasksParams, iter_image_boxes, iter_rle_masks
-from medmat.adapters.class_folders import ClassFoldersParams, iter_class_folders
-from medmat.adapters.image_mask import ImageMaskParams, iter_image_mask
-from medmat.adapters.label_table import LabelTableParams, iter_label_table
-from medmat.build.masks import MaskError, decode_rle, extent_boxes
+from medmat.sources import RawItem, Skipped
+from medmat.sources.families.boxes_and_rle import ImageBoxesParams, RleMasksParams, iter_image_boxes, iter_rle_masks
+from medmat.sources.families.class_folders import ClassFoldersParams, iter_class_folders
+from medmat.sources.families.image_mask import ImageMaskParams, iter_image_mask
+from medmat.sources.families.label_table import LabelTableParams, iter_label_table
+from medmat.prepare.masks import MaskError, decode_rle, extent_boxes
 
 
 def _touch(root: Path, *paths: str, text: str | None = None) -> None:

@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from medmat.archives import UnsafeArchiveError, extract
+from medmat.download.extract import UnsafeArchiveError, extract
 
 
 def _zip(path, members: dict[str, bytes], symlink: tuple[str, str] | None = None):

@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from medmat.build.source import BuildOptions, build_source
-from medmat.build.writer import BuildError
+from medmat.prepare.source import BuildOptions, build_source
+from medmat.prepare.writer import BuildError
 from medmat.cli import app
-from medmat.registry import validate
+from medmat.validation import validate
 from tests.conftest import TEMPLATE_SOURCE
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"

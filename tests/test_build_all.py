@@ -11,7 +11,7 @@ from datasets import load_dataset
 from typer.testing import CliRunner
 
 from medmat.cli import app
-from medmat.registry import validate
+from medmat.validation import validate
 from tests.fakes import fixture_ids, materialise
 
 REGISTRY, _ = validate()

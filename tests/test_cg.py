@@ -9,24 +9,20 @@ import re
 import pytest
 from typer.testing import CliRunner
 
-from medmat.cg import (
-    CGError,
-    Direction,
+from medmat.cli import app
+from medmat.mat.cg import (
     HashLeakError,
-    Relatedness,
     allocate,
     baseline_plus,
     check_no_hash_leak,
     find_hash_leaks,
     get_experiment,
-    load_cg,
-    load_experiments,
-    mat_table,
     relations,
     scaling_sets,
 )
-from medmat.cli import app
-from medmat.registry import validate
+from medmat.registry.cg_models import CGError, Direction, Relatedness, load_cg
+from medmat.registry.triplets import mat_table
+from medmat.validation import load_experiments, validate
 from tests.conftest import MANIFESTS
 
 TWO = "cg/two-source.yaml"
@@ -384,3 +380,24 @@ def test_get_experiment_by_config_name(shipped):
     assert get_experiment(cg, "cg-two-25").train == ["05", "28"]
     with pytest.raises(CGError):
         get_experiment(cg, "nope")
+
+
+def test_caps_give_the_capped_training_size_by_a_seeded_rule(shipped):
+    """caps.total and target_train_samples decide the training set's size exactly (issue 9); which samples are
+    kept depends on the seed and the ids alone, not on their order."""
+    from medmat.mat.cg import TARGET_PART, select_training_ids, training_plan
+
+    _, cg = shipped
+    exp = cg.experiments["limited-03-r1000-t500"]  # related 1000 in all over 05 + 28, plus 500 of 03's own
+    assert exp.caps.total == 1000 and exp.target_train_samples == 500
+    ids = {"05": [f"a/{i}" for i in range(3000)], "28": [f"b/{i}" for i in range(300)],
+           TARGET_PART: [f"t/{i}" for i in range(2500)]}
+    chosen = select_training_ids(exp, ids, seed=42)
+    assert {k: len(v) for k, v in chosen.items()} == {"05": 700, "28": 300, TARGET_PART: 500}
+    shuffled = {k: list(reversed(v)) for k, v in ids.items()}
+    assert select_training_ids(exp, shuffled, seed=42) == chosen
+    assert select_training_ids(exp, ids, seed=7) != chosen
+    assert training_plan(cg.experiments["two-04"], {s: 5000 for s in cg.experiments["two-04"].train}) == {
+        s: 3000 for s in cg.experiments["two-04"].train}  # per-subset cap 3,000, no total
+    with pytest.raises(CGError, match="needs 500"):
+        training_plan(exp, {"05": 10, "28": 10, TARGET_PART: 20})

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from medmat.registry import validate
+from medmat.validation import validate
 from medmat.registry.errata import errata_markdown
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from medmat.cli import app
 from medmat.download.doctor import inspect
-from medmat.registry import validate
+from medmat.validation import validate
 
 from . import fakes, loopback
 from .conftest import TEMPLATE_SOURCE

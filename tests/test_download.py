@@ -18,7 +18,7 @@ from medmat.download.checksums import ChecksumError, plan_edit
 from medmat.download.http import DownloadError, DownloadSettings, allowed_hosts, fetch_file
 from medmat.download.redact import Redactor
 from medmat.download.run import download_source
-from medmat.registry import validate
+from medmat.validation import validate
 from medmat.registry.models import DownloadFile
 
 from . import loopback

@@ -6,7 +6,7 @@ from datasets import load_dataset
 from typer.testing import CliRunner
 
 from medmat.cli import app
-from medmat.example import EXAMPLE_SOURCES
+from medmat.example_data import EXAMPLE_SOURCES
 
 
 def test_example_end_to_end(tmp_path):

@@ -9,11 +9,11 @@ import pytest
 import yaml
 from datasets import load_dataset
 
-from medmat.build.source import BuildOptions, build_source
+from medmat.prepare.source import BuildOptions, build_source
 from medmat.hub import build_hub
-from medmat.qa import LETTERS
-from medmat.registry import validate
-from medmat.schema import MAT_FEATURES
+from medmat.mat.qa import LETTERS
+from medmat.validation import validate
+from medmat.mat.schema import MAT_FEATURES
 from tests.fakes import materialise
 
 REGISTRY, _ = validate()

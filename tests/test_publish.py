@@ -17,7 +17,7 @@ from huggingface_hub.utils import logging as hf_logging
 from typer.testing import CliRunner
 
 from medmat.cli import app
-from medmat.publish import PublishError, check_hub_folder, publish, redact
+from medmat.hub.publish import PublishError, check_hub_folder, publish, redact
 
 from .hub_standin import HubStandIn
 from .minihub import mat_rows, write_hub_folder
@@ -213,7 +213,7 @@ def test_cli_redacts_unexpected_errors(monkeypatch, token_env, hub_folder):
     def boom(*args, **kwargs):
         raise RuntimeError(f"request failed with headers {{'authorization': 'Bearer {TOKEN}'}}")
 
-    monkeypatch.setattr("medmat.publish.publish", boom)
+    monkeypatch.setattr("medmat.hub.publish.publish", boom)
     result = CliRunner().invoke(app, ["publish", str(hub_folder), "--repo", REPO])
     assert result.exit_code == 1
     assert TOKEN not in result.output and "publish failed: RuntimeError" in result.output and "***" in result.output
@@ -249,7 +249,7 @@ def test_cli_publish_with_hf_endpoint(xet, login, hub, hub_folder, tmp_path):
 
 
 def test_folder_paths_with_glob_characters(tmp_path):
-    from medmat.upstream_json import export_upstream
+    from medmat.hub.upstream_json import export_upstream
 
     folder = write_hub_folder(tmp_path / "out[1]" / "hub")  # '[' must not be read as a glob pattern
     assert "subset-03" in check_hub_folder(folder, REPO)

@@ -6,8 +6,14 @@ import random
 
 import pytest
 
-from medmat.qa import ANSWER_SUFFIX, LETTERS, NORMAL, boxes_text, make_qa
-from medmat.splits import PAPER_TRAIN_CAP, SampleKey, assign_splits, components, paper_selection
+from medmat.mat.qa import ANSWER_SUFFIX, LETTERS, NORMAL, QASample, QASettings, boxes_text
+from medmat.mat.qa import make_qa as _make_qa
+
+
+def make_qa(sample_id, labels, task_type, instructions, vocabulary, seed, boxes=None, width=0, height=0):
+    return _make_qa(QASample(sample_id, labels, boxes or [], width, height),
+                    QASettings(task_type, instructions, vocabulary, seed))
+from medmat.mat.splits import PAPER_TRAIN_CAP, SampleKey, assign_splits, components, paper_selection
 
 INSTRUCTIONS = [f"Instruction {i} about this kidney CT." for i in range(6)]
 LABELS = ["Normal", "Cyst", "Tumor", "Stone", "Abscess"]

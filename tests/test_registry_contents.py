@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from medmat.cli import app
-from medmat.registry import validate
+from medmat.validation import validate
 from tests.conftest import MANIFESTS
 
 UPSTREAM_SOURCES = list(csv.DictReader(open(MANIFESTS / "upstream" / "upstream-sources.csv", encoding="utf-8")))

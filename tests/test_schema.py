@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 from datasets import Dataset, load_dataset
 from PIL import Image as PILImage
 
-from medmat.schema import FIELD_DESCRIPTIONS, MAT_FEATURES
-from medmat.schema_export import schema_documents
+from medmat.mat.schema import FIELD_DESCRIPTIONS, MAT_FEATURES
+from medmat.reference_docs import schema_documents
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "schema"
 REQUIRED = {"id", "source_id", "source_row", "subset", "modality", "area", "task", "task_type", "image", "volume",
@@ -83,6 +83,6 @@ def test_rows_round_trip_through_parquet(tmp_path):
 
 
 def test_committed_schema_markdown_is_current():
-    from medmat.schema_export import features_markdown
+    from medmat.reference_docs import features_markdown
 
     assert (DOCS.parent / "schema.md").read_text() == features_markdown(), "docs/schema.md is stale: run `medmat schema`"

@@ -6,9 +6,9 @@ import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
 
-from medmat.build.source import BuildOptions, build_source
-from medmat.registry import validate
-from medmat.schema import MAT_FEATURES
+from medmat.prepare.source import BuildOptions, build_source
+from medmat.validation import validate
+from medmat.mat.schema import MAT_FEATURES
 from tests.fakes import FIXTURES, load_spec, materialise
 
 REGISTRY, PROBLEMS = validate()

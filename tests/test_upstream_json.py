@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from medmat.cli import app
-from medmat.upstream_json import (
+from medmat.hub.upstream_json import (
     ANSWER_INSTRUCTION,
     UPSTREAM_FIELDS,
     UpstreamError,

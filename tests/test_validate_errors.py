@@ -7,7 +7,7 @@ import shutil
 import pytest
 import yaml
 
-from medmat.registry import validate
+from medmat.validation import validate
 from tests.conftest import TEMPLATE_SOURCE
 
 SRC = f"sources/{TEMPLATE_SOURCE}.yaml"

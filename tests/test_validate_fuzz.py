@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from medmat.cli import app
-from medmat.registry import validate
+from medmat.validation import validate
 from tests.conftest import MANIFESTS, TEMPLATE_SOURCE
 
 VALID_TEXT = (MANIFESTS / "sources" / f"{TEMPLATE_SOURCE}.yaml").read_text()

@@ -2,7 +2,7 @@
 
 Open sources go through `http.fetch_file`, Kaggle ones through `kaggle.download`, and the rest get the numbered
 steps of `manual`. Archives are kept (verified) under DIR/.downloads/<source-id>/ and unpacked with
-`medmat.archives.extract`, which merges into DIR/<source-id>/, so several archives can fill one folder (NIH
+`medmat.download.extract`, which merges into DIR/<source-id>/, so several archives can fill one folder (NIH
 ChestX-ray14's twelve parts all unpack into images/).
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..archives import UnsafeArchiveError, extract
+from .extract import UnsafeArchiveError, extract
 from ..registry import Registry
 from ..registry.models import AccessKind, DownloadFile, Source
 from . import kaggle, manual

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..registry.loader import Registry
-from .build import ConfigInfo, HubContents, build_hub_data
+from .assemble import ConfigInfo, HubContents, build_hub_data
 from .card import write_card
 
 

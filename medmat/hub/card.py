@@ -10,8 +10,8 @@ from datasets.splits import SplitDict, SplitInfo
 from huggingface_hub import DatasetCardData
 
 from ..registry.loader import Registry
-from ..schema import MAT_FEATURES
-from .build import HubContents
+from ..mat.schema import MAT_FEATURES
+from .assemble import HubContents
 from .figures import coverage_figure, montage
 
 

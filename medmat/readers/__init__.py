@@ -1,40 +1,23 @@
-"""Readers turn one file (or one DICOM series) into a `Decoded` sample, or raise `ReadError`."""
+"""Readers turn one file (or one DICOM series) into a `Decoded` sample, or raise `ReadError`.
+
+Light on import: the image libraries load only when a reader runs (see `registry`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .base import DEFAULT_MAX_PIXELS, Decoded, ReadError, View
-from .dicom import read_dicom, read_dicom_series
-from .raster import read_raster
-from .volume import NIBABEL_SUFFIXES, SITK_SUFFIXES, nifti_gz_bytes, read_volume
+from .registry import ReaderOptions, looks_like_dicom, read_file, reader_for, register_reader
 
-RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".pgm", ".ppm")
-DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
+_LAZY = {"read_dicom": "dicom", "read_dicom_series": "dicom", "read_raster": "raster", "read_volume": "volume",
+         "nifti_gz_bytes": "volume", "middle_slice_view": "volume", "read_mask": "masks"}
 
 
-def looks_like_dicom(path: Path) -> bool:
-    """DICOM Part 10 files carry 'DICM' after a 128-byte preamble, whatever their name."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(128)
-            return fh.read(4) == b"DICM"
-    except OSError:
-        return False
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(name)
 
 
-def read_file(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
-    path = Path(path)
-    name = path.name.lower()
-    if name.endswith(NIBABEL_SUFFIXES + SITK_SUFFIXES):
-        return read_volume(path, max_pixels)
-    if name.endswith(DICOM_SUFFIXES) or (not name.endswith(RASTER_SUFFIXES) and looks_like_dicom(path)):
-        return read_dicom(path, max_pixels)
-    if name.endswith(RASTER_SUFFIXES):
-        return read_raster(path, max_pixels)
-    raise ReadError(path, "unsupported file type", path.suffix or "no suffix",
-                    "list the image extensions in the manifest's layout.params.extensions")
-
-
-__all__ = ["DEFAULT_MAX_PIXELS", "Decoded", "ReadError", "View", "nifti_gz_bytes", "read_dicom", "read_dicom_series",
-           "read_file", "read_raster", "read_volume", "looks_like_dicom"]
+__all__ = ["DEFAULT_MAX_PIXELS", "Decoded", "ReadError", "ReaderOptions", "View", "looks_like_dicom", "read_file",
+           "reader_for", "register_reader", *_LAZY]

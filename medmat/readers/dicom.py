@@ -181,3 +181,8 @@ def _series_affine(datasets: list[pydicom.Dataset]) -> np.ndarray:
     lps[:3, 2] = step
     lps[:3, 3] = origin
     return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+
+
+def read_dicom_file(path: Path, options) -> Decoded:
+    """The registry's entry point (`medmat.readers.registry`): this reader with a source's ReaderOptions."""
+    return read_dicom(path, options.max_pixels)

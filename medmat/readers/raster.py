@@ -99,3 +99,8 @@ def read_raster(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
     return Decoded(pixels=frames[middle][0], source_format=fmt.lower(), volume=np.ascontiguousarray(stack),
                    affine=np.eye(4), spacing=(1.0, 1.0, 1.0), view=View(axis="page", index=middle),
                    meta={"pages": len(frames)})
+
+
+def read_raster_file(path: Path, options) -> Decoded:
+    """The registry's entry point (`medmat.readers.registry`): this reader with a source's ReaderOptions."""
+    return read_raster(path, options.max_pixels)

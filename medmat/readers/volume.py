@@ -111,3 +111,8 @@ def nifti_gz_bytes(volume: np.ndarray, affine: np.ndarray) -> bytes:
     img = nib.Nifti1Image(volume, affine)
     img.header.set_xyzt_units("mm")
     return gzip.compress(img.to_bytes(), compresslevel=6, mtime=0)
+
+
+def read_volume_file(path: Path, options) -> Decoded:
+    """The registry's entry point (`medmat.readers.registry`): this reader with a source's ReaderOptions."""
+    return read_volume(path, options.max_pixels, slice_index=options.volume_slice)

@@ -98,15 +98,7 @@ def _check_source(reg: Registry, src: Source) -> list[Problem]:
             found.append(Problem(shown, f"overlaps[{i}].source", "names the source itself", "remove this entry"))
 
     found += _check_label_coverage(src, shown)
-    found += _check_layout_params(src, shown)
     return found
-
-
-def _check_layout_params(src: Source, shown: str) -> list[Problem]:
-    from ..adapters import check_params  # the adapters import the registry models: import late
-
-    return [Problem(shown, field, message, "see docs/layouts.md for the parameters of each layout family")
-            for field, message in check_params(src)]
 
 
 def _check_label_coverage(src: Source, shown: str) -> list[Problem]:

@@ -242,6 +242,7 @@ class Layout(Strict):
     tree: NonEmptyStr = Field(description="the real archive's layout: top folders, naming, label files")
     label_files: list[LabelFile] = []
     params: dict[str, Any] = Field(default={}, description="family-specific adapter parameters")
+    reader: dict[str, Any] = Field(default={}, description="reader options for this source (medmat.readers.ReaderOptions)")
 
 
 SubsetLabels = str | list[str]

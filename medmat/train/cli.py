@@ -209,12 +209,5 @@ def register(app: typer.Typer) -> None:
     """Add `train` and `eval` to `app`, and `run` to the `cg` group (medmat.cg's, or a new one)."""
     app.command("train")(train_command)
     app.command("eval")(eval_command)
-    group = next((g.typer_instance for g in app.registered_groups if g.name == "cg"), None)
-    if group is None:
-        try:
-            from ..cg import cg_app as group
-        except ImportError:
-            group = typer.Typer(help="Compositional-generalisation experiments.", no_args_is_help=True)
-        if not any(g.typer_instance is group for g in app.registered_groups):
-            app.add_typer(group, name="cg")
+    group = next(g.typer_instance for g in app.registered_groups if g.name == "cg")
     group.command("run")(cg_run_command)

@@ -184,7 +184,7 @@ def synthetic_rows(n: int = 8, image_size: int = 32, seed: int = 0, subset: str 
     import numpy as np
     from PIL import Image
 
-    from ..schema import MAT_FEATURES
+    from ..mat.schema import MAT_FEATURES
 
     rng = np.random.default_rng(seed)
     rows = []

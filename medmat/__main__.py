@@ -1,0 +1,3 @@
+from medmat.cli import app
+
+app()

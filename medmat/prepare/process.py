@@ -1,0 +1,219 @@
+"""The per-item work: raw item -> MAT row, as a pure function of the item and a static context.
+
+Nothing here depends on the order of items or on which process runs it, so the same function runs in a
+process pool here and could run unchanged in a distributed engine (a Ray Data `map_batches`, say).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import imagehash
+import numpy as np
+from PIL import Image
+
+from ..sources.base import RawItem, Skipped
+from ..readers import Decoded, ReaderOptions, ReadError, read_file
+from ..readers.dicom import read_dicom_series
+from ..readers.masks import read_mask
+from ..readers.volume import middle_slice_view, nifti_gz_bytes
+from ..registry.loader import Registry
+from ..registry.models import Source
+from .masks import MaskError, decode_rle, extent_boxes
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """Everything the per-item work needs about its source; small and picklable."""
+
+    source_id: str
+    source_row: int | None
+    subset: str
+    modality: str
+    area: str
+    task: str
+    task_element: str
+    task_type: str
+    license: str
+    root: str  # DIR/<source-id>/<layout.root>
+    layout_root: str  # <layout.root>, to report paths relative to DIR/<source-id>/
+    label_map: tuple[tuple[str, tuple[str, ...]], ...]
+    excluded: tuple[tuple[str, str], ...]
+    subset_labels: tuple[str, ...]
+    reader: ReaderOptions = ReaderOptions()
+
+    @property
+    def max_pixels(self) -> int:
+        return self.reader.max_pixels
+
+    @classmethod
+    def of(cls, registry: Registry, source: Source, source_dir: Path, max_pixels: int | None = None):
+        (subset,) = registry.subset_of(source.id)
+        task = registry.vocabulary.task(source.task)
+        root = source_dir / source.layout.root if source.layout.root else source_dir
+        mapping = tuple((k, (v,) if isinstance(v, str) else tuple(v)) for k, v in sorted(source.labels.map.items()))
+        return cls(source_id=source.id, source_row=source.upstream.row, subset=subset.id, modality=source.modality,
+                   area=source.area, task=source.task, task_element=task.element, task_type=source.task_type.value,
+                   license=source.license, root=str(root), layout_root=source.layout.root, label_map=mapping,
+                   excluded=tuple(sorted(source.labels.exclude.items())), subset_labels=tuple(subset.labels),
+                   reader=reader_options(source, max_pixels))
+
+
+def reader_options(source: Source, max_pixels: int | None = None) -> ReaderOptions:
+    """The source's `layout.reader` options, with a command-line pixel limit taking precedence."""
+    options = ReaderOptions.model_validate(source.layout.reader)
+    return options.model_copy(update={"max_pixels": max_pixels}) if max_pixels else options
+
+
+def harmonise(source_labels: tuple[str, ...], ctx: SourceContext) -> tuple[list[str], Skipped | None, str]:
+    """Subset labels of an item, or why it is skipped. A sample with any excluded label is excluded whole:
+    dropping only that label would make a multi-label answer wrong."""
+    mapping, excluded = dict(ctx.label_map), dict(ctx.excluded)
+    labels: set[str] = set()
+    for label in source_labels:
+        if label in excluded:
+            return [], Skipped("", "excluded", f"label {label!r} is excluded: {excluded[label]}"), label
+        if label not in mapping:
+            return [], Skipped("", "quarantined", f"unknown label {label!r} (not in labels.vocabulary; "
+                               "add it there and map it, or exclude it)"), label
+        labels.update(mapping[label])
+    order = {name: i for i, name in enumerate(ctx.subset_labels)}
+    return sorted(labels, key=lambda x: order.get(x, len(order))), None, ""
+
+
+def pixel_sha256(array: np.ndarray) -> str:
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def perceptual_hash(pixels: np.ndarray) -> str:
+    """imagehash's pHash, after a cheap box reduction of large images (pHash only looks at 32x32 anyway)."""
+    image = Image.fromarray(pixels if pixels.dtype == np.uint8 else (pixels >> 8).astype(np.uint8))
+    factor = min(image.size) // 64
+    if factor > 1:
+        image = image.reduce(factor)
+    return str(imagehash.phash(image))
+
+
+def _read(item: RawItem, root: Path, ctx: SourceContext) -> Decoded:
+    if len(item.paths) > 1:
+        return read_dicom_series([root / p for p in item.paths], ctx.max_pixels)
+    return read_file(root / item.paths[0], ctx.reader)
+
+
+def _mask_from_file(path: Path, shape: tuple[int, int], invert: bool, ctx: SourceContext) -> np.ndarray:
+    pixels = read_mask(path, ctx.reader)
+    if pixels.shape != shape:
+        raise MaskError(f"mask {path.name} is {pixels.shape[::-1]} but the image is {shape[::-1]}")
+    # Half the brightest value: 0/1, 0/255 and JPEG-compressed masks (values near 0 and near 255) all binarise right.
+    threshold = max(float(pixels.max()), 1.0) / 2.0
+    return (pixels <= threshold) if invert else (pixels > threshold)
+
+
+def _segmentation(item: RawItem, decoded: Decoded, root: Path, ctx: SourceContext):
+    """(decoded, index mask or None, boxes) for an item with masks; the mask pixel value is 1 + the label's
+    position in the subset's labels."""
+    order = {name: i + 1 for i, name in enumerate(ctx.subset_labels)}
+    mapping = dict(ctx.label_map)
+    shape = decoded.pixels.shape[:2]
+    layers: list[tuple[str, np.ndarray]] = []
+    if item.mask_series:
+        volume = read_dicom_series([root / p for p in item.mask_series], ctx.max_pixels).volume
+        if decoded.volume is None or volume.shape != decoded.volume.shape:
+            raise MaskError("mask series and image series differ in shape")
+        binary = volume > 0
+        index = int(np.argmax(binary.sum(axis=(0, 1))))  # the view shows the slice with the most object
+        pixels, view = middle_slice_view(decoded.volume, index=index,
+                                         window=(decoded.view.window_center, decoded.view.window_width))
+        decoded = Decoded(pixels=pixels, source_format=decoded.source_format, volume=decoded.volume,
+                          affine=decoded.affine, spacing=decoded.spacing, view=view, meta=decoded.meta)
+        layers.append((item.source_labels[0], np.flipud(binary[:, :, index].T)))
+        shape = pixels.shape[:2]
+    for label, rel in item.masks:
+        layers.append((label, _mask_from_file(root / rel, shape, item.mask_invert, ctx)))
+    for label, rle in item.rles:
+        layers.append((label, decode_rle(rle, shape, item.rle_order)))
+    if not layers:
+        return decoded, None, []
+    mask = np.zeros(shape, dtype=np.uint8)
+    boxes = []
+    for label, binary in layers:
+        for target in mapping.get(label, (label,)):
+            mask[binary & (mask == 0)] = order.get(target, 255)
+            boxes += extent_boxes(binary, target)
+    return decoded, mask, boxes
+
+
+def process_item(item: RawItem, ctx: SourceContext) -> dict | Skipped:
+    """One raw item -> a MAT row (QA and split fields empty: those come with the subset build), or a Skipped."""
+    where = item.key
+    labels, skipped, _ = harmonise(item.source_labels, ctx)
+    if skipped is not None:
+        return Skipped(where, skipped.kind, skipped.reason)
+    root = Path(ctx.root)
+    try:
+        decoded = _read(item, root, ctx)
+        decoded, mask, boxes = _segmentation(item, decoded, root, ctx)
+    except ReadError as err:
+        detail = f" ({err.detail})" if err.detail else ""
+        shown = Path(err.path).relative_to(root).as_posix() if Path(err.path).is_relative_to(root) else err.path
+        prefix = "" if shown == where else f"{shown}: "
+        return Skipped(where, "quarantined", f"{prefix}{err.reason}{detail}")
+    except MaskError as err:
+        return Skipped(where, "quarantined", str(err))
+
+    boxes += [{"label": t, "x_min": b.x_min, "y_min": b.y_min, "x_max": b.x_max, "y_max": b.y_max}
+              for b in item.boxes for t in dict(ctx.label_map).get(b.label, (b.label,))]
+    image_bytes = decoded.passthrough if decoded.passthrough is not None else encode_png(decoded.pixels)
+    primary = decoded.volume if decoded.volume is not None else decoded.pixels
+    return {
+        "id": f"{ctx.source_id}/{item.key}",
+        "source_id": ctx.source_id,
+        "source_row": ctx.source_row,
+        "subset": ctx.subset,
+        "modality": ctx.modality,
+        "area": ctx.area,
+        "task": ctx.task,
+        "task_element": ctx.task_element,
+        "task_type": ctx.task_type,
+        "image": {"bytes": image_bytes, "path": None},
+        "volume": None if decoded.volume is None else {"bytes": nifti_gz_bytes(decoded.volume, decoded.affine),
+                                                       "path": None},
+        "view": None if decoded.view is None else decoded.view.as_row(),
+        "labels": labels,
+        "source_labels": list(item.source_labels),
+        "boxes": sorted(boxes, key=lambda b: (b["label"], b["y_min"], b["x_min"], b["y_max"], b["x_max"])),
+        "mask": None if mask is None else {"bytes": encode_png(mask), "path": None},
+        "split": None,
+        "original_split": item.original_split,
+        "group_id": item.group_id,
+        "pixel_sha256": pixel_sha256(primary),
+        "phash": perceptual_hash(decoded.pixels),
+        "width": decoded.width,
+        "height": decoded.height,
+        "depth": decoded.depth,
+        "spacing": [float(s) for s in decoded.spacing],
+        "original_path": "/".join(p for p in (ctx.layout_root.strip("/"), item.paths[0] if len(item.paths) == 1
+                                                else item.key) if p),
+        "license": ctx.license,
+        "question": None,
+        "answer": None,
+        "options": [],
+        "question_choice": None,
+        "answer_choice": None,
+    }
+
+
+def process_batch(batch: list[RawItem], ctx: SourceContext) -> list[dict | Skipped]:
+    """The unit of parallel work: a list in, a list out, same order."""
+    return [process_item(item, ctx) for item in batch]

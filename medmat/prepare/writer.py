@@ -1,0 +1,118 @@
+"""Streaming Parquet writer for one source: bounded batches, checks, quarantine, report, all-or-nothing output."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+from .. import __version__
+from ..shards import ROW_GROUP_ROWS, SHARD_ROWS, ShardWriter
+from ..sources.base import Skipped
+
+
+REPORT_FORMAT_VERSION = 2  # bump when report.json changes shape (docs/release-notes.md)
+
+
+class BuildError(Exception):
+    pass
+
+
+class SourceWriter:
+    """Rows go to `<out>/.<id>.partial/` and move to `<out>/<id>/` only when `finish` succeeds."""
+
+    def __init__(self, out: Path, source_id: str, shard_rows: int = SHARD_ROWS):
+        self.final = out / source_id
+        self.partial = out / f".{source_id}.partial"
+        if self.partial.exists():
+            shutil.rmtree(self.partial)
+        self.partial.mkdir(parents=True)
+        self.source_id = source_id
+        self._shards = ShardWriter(self.partial, "part", rows_per_shard=shard_rows)
+        self._buffer: list[dict] = []
+        self.written = 0
+        self.entries_seen = 0  # counted as entries arrive, not derived from the totals it is checked against
+        self.skipped: list[Skipped] = []
+        self.labels = Counter()
+        self._ids: set[str] = set()
+        self._hashes: dict[str, str] = {}
+
+    # -- accounting --------------------------------------------------------------------------------
+
+    def skip(self, entry: Skipped) -> None:
+        self.skipped.append(entry)
+        self.entries_seen += 1
+
+    def add(self, row: dict) -> Skipped | None:
+        """Write a row, or return why it was quarantined (duplicate id or duplicate pixels)."""
+        self.entries_seen += 1
+        if row["id"] in self._ids:
+            return self._quarantine(row, "duplicate id")
+        first = self._hashes.get(row["pixel_sha256"])
+        if first is not None:
+            return self._quarantine(row, f"duplicate pixels of {first}")
+        self._ids.add(row["id"])
+        self._hashes[row["pixel_sha256"]] = row["id"]
+        self.labels.update(row["labels"] or ["(no label)"])
+        self._buffer.append(row)  # already in storage form: media as {"bytes", "path"}, the rest plain values
+        self.written += 1
+        if len(self._buffer) >= ROW_GROUP_ROWS:
+            self._flush()
+        return None
+
+    def _quarantine(self, row: dict, reason: str) -> Skipped:
+        entry = Skipped(row["original_path"], "quarantined", reason)
+        self.skipped.append(entry)  # counted once, by `add`
+        return entry
+
+    # -- output ------------------------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        self._shards.write_rows(self._buffer)
+        self._buffer = []
+
+    def report(self, files: dict | None = None) -> dict:
+        """The build's report. `files` is the ledger's independent count of what is on disk; `reconciled` is true
+        only when every file there was accounted for and the entry counts add up."""
+        quarantined = sorted((s for s in self.skipped if s.kind == "quarantined"), key=lambda s: (s.path, s.reason))
+        excluded = sorted((s for s in self.skipped if s.kind == "excluded"), key=lambda s: (s.path, s.reason))
+        entries = self.entries_seen
+        files = files or {"on_disk": None, "accounted": None, "unaccounted": None, "unaccounted_files": []}
+        reconciled = (entries == self.written + len(quarantined) + len(excluded) and files["unaccounted"] == 0)
+        return {
+            "source_id": self.source_id,
+            "format_version": REPORT_FORMAT_VERSION,
+            "medmat_version": __version__,
+            "seen": entries,
+            "written": self.written,
+            "quarantined": len(quarantined),
+            "excluded": len(excluded),
+            "files": files,
+            "reconciled": reconciled,
+            "labels": dict(sorted(self.labels.items())),
+            "quarantine_reasons": dict(sorted(Counter(_reason_kind(s.reason) for s in quarantined).items())),
+            "exclusion_rules": dict(sorted(Counter(_reason_kind(s.reason) for s in excluded).items())),
+            "quarantined_files": [{"path": s.path, "reason": s.reason} for s in quarantined],
+            "excluded_files": [{"path": s.path, "reason": s.reason} for s in excluded],
+        }
+
+    def finish(self, files: dict | None = None) -> dict:
+        self._flush()
+        self._shards.close(keep_empty=True)  # an empty source still gets one file, so its schema travels with it
+        report = self.report(files)
+        (self.partial / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        if self.final.exists():
+            shutil.rmtree(self.final)
+        self.partial.rename(self.final)
+        return report
+
+    def abort(self) -> None:
+        self._shards.close()
+        shutil.rmtree(self.partial, ignore_errors=True)
+
+
+def _reason_kind(reason: str) -> str:
+    """A reason without its per-file details, for counting (e.g. 'corrupt image', "unknown label 'X'")."""
+    text = reason.split(" (", 1)[0]
+    return text.split(": ", 1)[-1] if ": " in text and not text.startswith("label ") else text

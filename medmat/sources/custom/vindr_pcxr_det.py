@@ -1,0 +1,25 @@
+"""VinDr-PCXR finding boxes: one box table and one image folder per official split.
+
+train/<image_id>.dicom with annotations_train.csv and test/<image_id>.dicom with annotations_test.csv (one row per
+box). image-boxes reads one table, so this builder runs it once per split, over that split's table and folder.
+(the runner is medmat/sources/per_split.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+from pydantic import Field
+
+from ..base import Entry
+from ..families.boxes_and_rle import ImageBoxesParams, iter_image_boxes
+from ..per_split import SplitTables, iter_per_split
+
+
+class Params(SplitTables, ImageBoxesParams):
+    table: str = Field(default="", description="unused: set per split from `tables`")
+
+
+def iter_items(root: Path, params: Params) -> Iterator[Entry]:
+    return iter_per_split(root, params, iter_image_boxes)

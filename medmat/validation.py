@@ -1,0 +1,34 @@
+"""`medmat validate`: every manifest loaded and cross-checked, in one call.
+
+The registry checks each manifest and the links between them; the layout check asks the source adapters whether
+each `layout.params` fits its family; the CG checks read `manifests/cg/`. Composing them here keeps the registry
+free of imports from the packages above it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .registry import Problem, Registry, check_registry, load_registry
+from .registry.cg_checks import check_cg_manifests
+from .registry.cg_models import CGError, CGSet, load_cg
+
+
+def validate(root: Path | None = None) -> tuple[Registry, list[Problem]]:
+    """Load and cross-check every manifest under `root`; returns the registry and all problems, sorted."""
+    from .sources import layout_problems  # the adapters' parameter models (pydantic only; no image library)
+
+    registry, problems = load_registry(root)
+    problems += check_registry(registry)
+    problems += layout_problems(registry)
+    problems += check_cg_manifests(registry)
+    return registry, sorted(set(problems))
+
+
+def load_experiments(manifests: Path | None = None) -> tuple[Registry, CGSet]:
+    """The validated registry and CG set, or CGError listing every problem (for the trainer and hub assembler)."""
+    reg, problems = validate(manifests)
+    if problems:
+        raise CGError(f"{len(problems)} problem(s) in the manifests:\n" + "\n".join(map(str, problems)))
+    cg, _ = load_cg(reg.root)
+    return reg, cg
