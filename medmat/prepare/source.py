@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Iterable, Iterator
 
 from tqdm.auto import tqdm
 
+from ..engines import EngineOptions, map_ordered
 from ..readers.base import DEFAULT_MAX_PIXELS
 from ..sources import AdapterError, RawItem, Skipped, adapter_for
 from ..sources.ledger import Ledger
@@ -33,6 +33,8 @@ class BuildOptions:
     strict: bool = False
     max_pixels: int = DEFAULT_MAX_PIXELS
     progress: bool = True
+    engine: str = "local"  # local | ray (medmat.engines)
+    ray_address: str | None = None
 
 
 def _batches(items: Iterable[RawItem], size: int) -> Iterator[list[RawItem]]:
@@ -41,16 +43,10 @@ def _batches(items: Iterable[RawItem], size: int) -> Iterator[list[RawItem]]:
         yield batch
 
 
-def _results(batches: Iterator[list[RawItem]], ctx: SourceContext, num_proc: int) -> Iterator[list]:
-    """Batch results in input order. At most 4 batches per worker are in flight, so memory stays bounded."""
-    work = partial(process_batch, ctx=ctx)
-    if num_proc <= 1:
-        yield from map(work, batches)
-        return
-    with ProcessPoolExecutor(max_workers=num_proc) as pool:
-        window = 4 * num_proc
-        while chunk := list(itertools.islice(batches, window)):
-            yield from pool.map(work, chunk)
+def _results(batches: Iterator[list[RawItem]], ctx: SourceContext, options: BuildOptions) -> Iterator[list]:
+    """Batch results in input order, from the engine the options name (memory bounded by its window)."""
+    engine = EngineOptions(options.engine, options.num_proc, options.ray_address)
+    return map_ordered(partial(process_batch, ctx=ctx), batches, engine)
 
 
 def build_source(registry: Registry, source_id: str, data_dir: Path, out: Path,
@@ -82,7 +78,7 @@ def build_source(registry: Registry, source_id: str, data_dir: Path, out: Path,
 
     bar = tqdm(desc=source_id, unit="img", disable=not options.progress, leave=False)
     try:
-        for results in _results(_batches(items(), BATCH_ITEMS), ctx, options.num_proc):
+        for results in _results(_batches(items(), BATCH_ITEMS), ctx, options):
             for result in results:
                 if isinstance(result, Skipped):
                     writer.skip(result)
