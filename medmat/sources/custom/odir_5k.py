@@ -1,8 +1,9 @@
 """ODIR-5K: one workbook row per PATIENT naming both eye photographs (Left-Fundus, Right-Fundus) and each eye's
 diagnostic keywords; the N/D/G/C/A/H/M/O columns describe the patient (both eyes together), so an eye's labels
-are derived from its own keywords: each keyword takes the first class whose patterns match it (in the order of
-`keyword_labels`), other diagnostic keywords take `other_label`, quality remarks (`ignore_keywords`) are dropped,
-and an eye with an `exclude_keywords` keyword (not a fundus photograph) is excluded.
+are derived from its own keywords: each keyword takes the class whose explicit keyword list (`keyword_labels`)
+holds it, quality remarks (`ignore_keywords`) are dropped, and an eye with an `exclude_keywords` keyword (not a
+fundus photograph) is excluded. There is no catch-all: an eye with a keyword no list names is quarantined, the
+reason naming the keyword, so that a spelling the manifest does not know never becomes a label silently.
 """
 
 from __future__ import annotations
@@ -23,26 +24,27 @@ class Params(AdapterParams, TableSpec):
     eyes: dict[str, str] = Field(min_length=1, description="photograph column -> that eye's keyword column")
     keyword_separator: str = Field(description="regex separating the keywords of one cell")
     keyword_labels: dict[str, list[str]] = Field(
-        min_length=1, description="source label -> regexes searched in a keyword (lower-cased); first label wins")
-    other_label: str | None = Field(default=None, description="label of a diagnostic keyword no pattern matches")
+        min_length=1, description="source label -> the exact keywords (lower-cased) it takes; no catch-all")
     ignore_keywords: list[str] = Field(default=[], description="keywords that are not diagnoses (image quality)")
     exclude_keywords: list[str] = Field(default=[], description="keywords meaning the photograph is not usable")
 
 
-def _eye_labels(cell: str, params: Params) -> tuple[list[str], str | None]:
-    """(labels of one eye, the excluding keyword or None)."""
+def _eye_labels(cell: str, params: Params) -> tuple[list[str], str | None, str | None]:
+    """(labels of one eye, the excluding keyword or None, the first unknown keyword or None)."""
     labels: list[str] = []
+    unknown = None
     for keyword in (k.strip().lower() for k in re.split(params.keyword_separator, cell)):
         if not keyword or keyword in params.ignore_keywords:
             continue
         if keyword in params.exclude_keywords:
-            return [], keyword
-        label = next((lab for lab, patterns in params.keyword_labels.items()
-                      if any(re.search(p, keyword) for p in patterns)), params.other_label)
-        if label is not None and label not in labels:
+            return [], keyword, None
+        label = next((lab for lab, keywords in params.keyword_labels.items() if keyword in keywords), None)
+        if label is None:
+            unknown = unknown or keyword
+        elif label not in labels:
             labels.append(label)
-    order = list(params.keyword_labels) + [params.other_label]
-    return sorted(labels, key=order.index), None
+    order = list(params.keyword_labels)
+    return sorted(labels, key=order.index), None, unknown
 
 
 def iter_items(root: Path, params: Params) -> Iterator[Entry]:
@@ -50,7 +52,7 @@ def iter_items(root: Path, params: Params) -> Iterator[Entry]:
     require_columns(frame, [params.id_column, *params.eyes, *params.eyes.values()], params.table)
     images = dict(iter_images(Walk.of(root), params))
     listed: set[str] = set()
-    eyes = []  # (image, patient, table row, labels, excluding keyword)
+    eyes = []  # (image, patient, table row, labels, excluding keyword, unknown keyword)
     for index, row in frame.iterrows():
         patient = str(row[params.id_column]).strip()
         for path_column, keyword_column in params.eyes.items():
@@ -61,12 +63,15 @@ def iter_items(root: Path, params: Params) -> Iterator[Entry]:
             listed.add(rel)
             eyes.append((rel, patient, index + 2, *_eye_labels(str(row[keyword_column]), params)))
 
-    for rel, patient, line, labels, excluding in sorted(eyes):
+    for rel, patient, line, labels, excluding, unknown in sorted(eyes):
         if (problem := listed_file(rel, images, f"{params.table} row {line}")) is not None:
             yield problem
         elif excluding:
             yield Skipped(rel, "excluded", f"{params.table} row {line}: keyword {excluding!r} "
                           "(layout.params.exclude_keywords)")
+        elif unknown:
+            yield Skipped(rel, "quarantined", f"{params.table} row {line}: unknown label keyword {unknown!r} "
+                          "(in no list of layout.params.keyword_labels, ignore_keywords or exclude_keywords)")
         elif not labels:
             yield Skipped(rel, "quarantined", f"{params.table} row {line} has no diagnostic keyword for this eye")
         else:
