@@ -39,6 +39,8 @@ def files_on_disk(source_dir: Path) -> dict[str, str]:
 def rule_for(rel: str, kind: str, layout_root: str) -> str | None:
     """The stated rule that excludes a file the adapter did not mention, or None."""
     parts = rel.split("/")
+    if layout_root and not (rel + "/").startswith(layout_root.rstrip("/") + "/"):
+        return f"outside layout.root {layout_root!r}"
     if kind == "link":
         return "symbolic link: never followed (it may point outside the source folder); copy the file in instead"
     if kind == "special":
@@ -47,8 +49,6 @@ def rule_for(rel: str, kind: str, layout_root: str) -> str | None:
         return "operating-system metadata (__MACOSX, .DS_Store, Thumbs.db, ...)"
     if any(p.startswith(".") for p in parts):
         return "hidden file or folder (name starts with '.')"
-    if layout_root and not (rel + "/").startswith(layout_root.rstrip("/") + "/"):
-        return f"outside layout.root {layout_root!r}"
     return None
 
 
