@@ -70,6 +70,19 @@ def test_label_table_split_tables_groups_and_unlisted(tmp_path):
     assert skipped["train/extra.png"].kind == "excluded"
 
 
+def test_label_table_finds_images_by_stem_when_the_extension_varies(tmp_path):
+    _touch(tmp_path, "images/(0001)aria_d_26.tif", "images/sub/12.png", "images/13.png")
+    _touch(tmp_path, "train_data.csv", text="ID,DR\n(0001)aria_d_26,1\n12,0\nghost,1\n")
+    params = LabelTableParams(extensions=["png", "tif"], table="train_data.csv", path_column="ID",
+                              path_template="images/{}", image_dirs=["images"], match_stem=True,
+                              label_from="columns", label_columns=["DR"], all_zero_label="none")
+    items, skipped = _split(iter_label_table(tmp_path, params))
+    assert items["images/(0001)aria_d_26.tif"].source_labels == ("DR",)
+    assert items["images/sub/12.png"].source_labels == ("none",)
+    assert "names a file that is missing" in skipped["images/ghost"].reason
+    assert skipped["images/13.png"].kind == "quarantined"
+
+
 def test_label_table_needs_exactly_one_table_source():
     with pytest.raises(ValueError, match="either `table`"):
         LabelTableParams(extensions=["png"], path_column="p", label_column="l")

@@ -44,6 +44,9 @@ class LabelTableParams(AdapterParams, TableReading):
     image_dirs: list[str] = Field(
         default=[], description="find images by file name anywhere under these folders (for archives split in parts)"
     )
+    match_stem: bool = Field(
+        default=False, description="with image_dirs: match the path cell to a file's name without its extension "
+        "(for tables whose cells omit an extension that varies between images)")
     label_from: Literal["column", "columns"] = "column"
     label_column: str | None = None
     label_separator: str | None = Field(default=None, description="several labels in one cell, e.g. '|'")
@@ -125,7 +128,8 @@ def iter_label_table(root: Path, params: LabelTableParams) -> Iterator[Entry]:
     by_name: dict[str, list[str]] = defaultdict(list)
     for rel in images:
         if params.image_dirs and any(rel.startswith(d.rstrip("/") + "/") for d in params.image_dirs):
-            by_name[rel.rsplit("/", 1)[-1]].append(rel)
+            name = rel.rsplit("/", 1)[-1]
+            by_name[name.rsplit(".", 1)[0] if params.match_stem else name].append(rel)
     group_of = _group_map(root, params.groups)
 
     rows: dict[str, dict] = {}
