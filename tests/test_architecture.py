@@ -149,14 +149,15 @@ def test_ledger_reports_hidden_files_links_and_fifos(tmp_path):
     reg, _ = validate(None)
     materialise("kvasir", tmp_path / "data")
     root = tmp_path / "data" / "kvasir"
-    (root / ".DS_Store").write_bytes(b"x")
-    (root / "__MACOSX").mkdir()
-    (root / "__MACOSX" / "._a.jpg").write_bytes(b"x")
+    first = sorted(root.rglob("*.jpg"))[0]
+    inner = first.parent  # inside layout.root, where the adapter looks
+    (inner / ".DS_Store").write_bytes(b"x")
+    (inner / "__MACOSX").mkdir()
+    (inner / "__MACOSX" / "._a.jpg").write_bytes(b"x")
     outside = tmp_path / "secret.jpg"
     outside.write_bytes(b"not yours")
-    first = sorted(p for p in root.rglob("*.jpg") if "__MACOSX" not in p.parts)[0]
-    (first.parent / "link.jpg").symlink_to(outside)
-    os.mkfifo(root / "pipe.jpg")
+    (inner / "link.jpg").symlink_to(outside)
+    os.mkfifo(inner / "pipe.jpg")
     report = build_source(reg, "kvasir", tmp_path / "data", tmp_path / "out", BuildOptions(progress=False))
     reasons = {e["path"].rsplit("/", 1)[-1]: e["reason"] for e in report["excluded_files"]}
     assert report["reconciled"], report["files"]
