@@ -46,37 +46,44 @@ class BuildResult:
         return not self.failures
 
 
-def build(reg: Registry, names: list[str], data_dir: Path, out: Path, options=None, *, hub: bool = True,
+def build(reg: Registry, names: list[str], data_dir: Path | str, out: Path | str, options=None, *, hub: bool = True,
           seed: int = 42, keep_pixels: bool = False, repo_id: str = "<org>/Med-MAT",
           on_source: Callable[[str, dict | None, str | None], None] | None = None) -> BuildResult:
     """Build the named sources from `data_dir` into `out`, then (with `hub`) the hub folder of their subsets.
+    Either may be an fsspec URL (`s3://bucket/prefix`): see `medmat.storage`.
 
     `on_source(source_id, report, error)` is called after each source. With `options.strict`, the first failure
     stops the build."""
     from .prepare.source import BuildOptions, SourceFailure, build_source
+    from .storage import exists, is_url, staged_output, staged_source
 
     options = options or BuildOptions()
     source_ids, subset_ids = resolve(reg, names)
     result = BuildResult()
-    for name in source_ids:
-        if "all" in names and not (Path(data_dir) / name).is_dir():
-            continue  # `all` builds what is present; `medmat doctor` lists what is missing
-        try:
-            report = build_source(reg, name, data_dir, out, options)
-        except SourceFailure as exc:
-            result.failures[name] = str(exc)
+    members = sorted({s for sid in subset_ids for s in reg.subsets[sid].sources})
+    with staged_output(out, keep_sources=members if hub else []) as local_out:
+        for name in source_ids:
+            present = exists(f"{str(data_dir).rstrip('/')}/{name}") if is_url(data_dir) else (
+                Path(data_dir) / name).is_dir()
+            if "all" in names and not present:
+                continue  # `all` builds what is present; `medmat doctor` lists what is missing
+            try:
+                with staged_source(data_dir, name) as local_data:
+                    report = build_source(reg, name, local_data, local_out, options)
+            except SourceFailure as exc:
+                result.failures[name] = str(exc)
+                if on_source:
+                    on_source(name, None, str(exc))
+                if options.strict:
+                    return result
+                continue
+            result.reports[name] = report
             if on_source:
-                on_source(name, None, str(exc))
-            if options.strict:
-                return result
-            continue
-        result.reports[name] = report
-        if on_source:
-            on_source(name, report, None)
-    if hub:
-        from .hub import build_hub
+                on_source(name, report, None)
+        if hub:
+            from .hub import build_hub
 
-        result.hub = build_hub(reg, out, subset_ids, seed=seed, keep_pixels=keep_pixels, repo_id=repo_id)
+            result.hub = build_hub(reg, local_out, subset_ids, seed=seed, keep_pixels=keep_pixels, repo_id=repo_id)
     return result
 
 

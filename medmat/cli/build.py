@@ -12,8 +12,9 @@ from .common import ManifestsOpt, err, load_registry_or_exit
 
 def build_command(
     names: Annotated[list[str], typer.Argument(help="source ids, subset numbers (e.g. 02) or 'all'")],
-    data_dir: Annotated[Path, typer.Option("--data-dir", help="folder holding DIR/<source-id>/ for each source")],
-    out: Annotated[Path, typer.Option("--out", help="output folder: OUT/sources/<source-id>/ and OUT/hub/")],
+    data_dir: Annotated[str, typer.Option("--data-dir", help="folder (or s3://... URL) holding DIR/<source-id>/ for "
+                                          "each source")],
+    out: Annotated[str, typer.Option("--out", help="output folder (or URL): OUT/sources/<source-id>/ and OUT/hub/")],
     max_examples: Annotated[Optional[int], typer.Option(help="build at most N samples per source (smoke builds)")] = None,
     num_proc: Annotated[int, typer.Option(help="worker processes for decoding and hashing")] = 1,
     strict: Annotated[bool, typer.Option(help="stop at the first quarantined file")] = False,
@@ -22,6 +23,10 @@ def build_command(
     keep_pixels: Annotated[bool, typer.Option(help="keep pixels of non-redistributable sources (local use only)")] = False,
     seed: Annotated[int, typer.Option(help="seed of every random choice (splits, QA)")] = 42,
     repo: Annotated[str, typer.Option(help="repo id shown in the card's loading example")] = "<org>/Med-MAT",
+    engine: Annotated[str, typer.Option(help="where the per-item work runs: local (processes here) or ray "
+                                        "(a Ray cluster; `pip install 'medmat[ray]'`)")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (host:port or auto); default: "
+                                                       "start a local one")] = None,
     manifests: ManifestsOpt = None,
 ) -> None:
     """Build sources into the MAT schema (Parquet + report.json each), then the Hub folder of their subsets."""
@@ -29,7 +34,15 @@ def build_command(
     from ..prepare.source import BuildOptions
 
     reg = load_registry_or_exit(manifests)
-    options = BuildOptions(max_examples=max_examples, num_proc=num_proc, strict=strict, max_pixels=max_pixels)
+    if engine not in ("local", "ray"):
+        err.print(f"unknown engine {engine!r}: choose local or ray")
+        raise typer.Exit(2)
+    options = BuildOptions(max_examples=max_examples, num_proc=num_proc, strict=strict, max_pixels=max_pixels,
+                           engine=engine, ray_address=ray_address)
+    from ..storage import is_url
+
+    data_dir = data_dir if is_url(data_dir) else Path(data_dir)
+    out = out if is_url(out) else Path(out)
     try:
         result = build(reg, names, data_dir, out, options, hub=hub, seed=seed, keep_pixels=keep_pixels,
                        repo_id=repo, on_source=_print_source(out))
@@ -37,25 +50,25 @@ def build_command(
         err.print(str(exc), markup=False, highlight=False)
         raise typer.Exit(2) from None
     if result.hub is not None:
-        _print_hub(result.hub, Path(out) / "hub")
+        _print_hub(result.hub, f"{str(out).rstrip('/')}/hub")
     if result.failures:
         err.print(f"[red]{len(result.failures)} source(s) failed: {', '.join(result.failures)}[/red]", highlight=False)
         raise typer.Exit(1)
 
 
-def _print_source(out: Path):
+def _print_source(out):
     def show(name: str, report: dict | None, error: str | None) -> None:
         if error is not None:
             err.print(f"[red]{name}: {error}[/red]", highlight=False)
             return
         typer.echo(f"{name}: {report['written']} written, {report['quarantined']} quarantined, "
-                   f"{report['excluded']} excluded of {report['seen']} seen -> {Path(out) / 'sources' / name}")
+                   f"{report['excluded']} excluded of {report['seen']} seen -> {str(out).rstrip('/')}/sources/{name}")
         for reason, count in report["quarantine_reasons"].items():
             typer.echo(f"    quarantined {count} x {reason}")
     return show
 
 
-def _print_hub(contents, folder: Path) -> None:
+def _print_hub(contents, folder) -> None:
     typer.echo(f"hub: {len(contents.configs)} configs -> {folder}")
     for config in contents.configs:
         counts = ", ".join(f"{split} {n}" for split, n in config.num_examples.items())

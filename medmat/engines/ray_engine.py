@@ -16,7 +16,13 @@ from collections.abc import Callable, Iterator
 BATCHES_PER_WINDOW = 256  # 256 batches of 16 items: about 4,000 items per Ray Data execution
 
 
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray binds a local cluster to 127.0.0.1, not the LAN
+
+
 def _init(address: str | None, num_proc: int) -> None:
+    if not address:
+        # A Ray started here serves this build alone: keep it on loopback (set before Ray is first imported).
+        os.environ.setdefault(LOOPBACK_ENV, "0")
     import ray
 
     if ray.is_initialized():
