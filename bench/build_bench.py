@@ -1,24 +1,28 @@
-"""Benchmark the source build: throughput against raw decode + encode, and peak memory at 1x and 10x input.
+"""Benchmark the build against the least a validating builder must do and against `datasets`' own path.
 
-    python bench/build_bench.py [--images 2000] [--size 512] [--workdir /tmp/medmat-bench]
+    python bench/build_bench.py [--images 2000] [--size 512] [--runs 3] [--workdir /tmp/medmat-bench]
 
 It writes a class-folder tree laid out like the CT kidney source (JPEG, as the real source; noise with structure
-so that compression does real work), then measures in the same run:
-  * raw: for every file, Pillow decode + encode to PNG in memory (what any converter must at least do);
-  * pipeline: `build_source` with one worker (adapter, decode, hashes, Parquet writing);
-  * peak RSS of a build of N and of 10 N images, each in a fresh process.
+so that compression does real work), then times whole processes, each run paired (all commands once per round,
+median over rounds, so machine noise hits every command alike), on one core:
+  * raw limit: read each file, decode it once (Pillow) and SHA-256 the pixels: what any validating builder must do;
+  * medmat source stage: `medmat build <source> --no-hub`;
+  * imagefolder peer: `datasets.load_dataset("imagefolder", ...)`, image bytes embedded as `push_to_hub` does
+    (`embed_table_storage`), then `to_parquet`;
+  * medmat whole build: `medmat build <source>` (source stage + hub stage: subsets, QA, splits, card);
+  * `medmat build --no-hub --num-proc 2` against one worker (needs two free cores);
+  * peak RSS (GNU time) of the whole build at 1x and 10x the input (a smaller tree by default).
+Ratios are printed beside the figures; report those, never the absolute seconds.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import json
-import resource
 import shutil
+import statistics
 import subprocess
 import sys
-import time
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -27,97 +31,107 @@ from PIL import Image
 SOURCE = "ct-kidney-normal-cyst-tumor-stone"
 INNER = "CT-KIDNEY-DATASET-Normal-Cyst-Tumor-Stone/CT-KIDNEY-DATASET-Normal-Cyst-Tumor-Stone"
 LABELS = ("Cyst", "Normal", "Stone", "Tumor")
+MEDMAT = [sys.executable, "-m", "medmat"]
+
+RAW = textwrap.dedent("""
+    import hashlib, sys
+    from pathlib import Path
+    import numpy as np
+    from PIL import Image
+    for path in sorted(Path(sys.argv[1]).rglob("*.jpg")):
+        data = path.read_bytes()
+        with Image.open(path) as im:
+            pixels = np.asarray(im)
+        hashlib.sha256(pixels.tobytes()).hexdigest()
+""")
+
+IMAGEFOLDER = textwrap.dedent("""
+    import sys
+    from datasets import load_dataset
+    from datasets.table import embed_table_storage
+    ds = load_dataset("imagefolder", data_dir=sys.argv[1], split="train", keep_in_memory=False)
+    ds = ds.with_format("arrow").map(embed_table_storage, batched=True, batch_size=100)
+    ds.with_format(None).to_parquet(sys.argv[2], batch_size=100)
+""")
 
 
-def make_tree(data: Path, count: int, size: int) -> list[Path]:
+def make_tree(data: Path, count: int, size: int) -> Path:
     root = data / SOURCE / INNER
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:size, 0:size]
     base = (np.sin(xx / 17.0) * np.cos(yy / 23.0) * 60 + 128).astype(np.int16)
-    paths = []
     for i in range(count):
         label = LABELS[i % 4]
         arr = np.clip(base + rng.integers(-20, 20, (size, size)), 0, 255).astype(np.uint8)
         path = root / label / f"{label}- ({i}).jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(arr).save(path, quality=90)
-        paths.append(path)
-    return paths
+    return root
 
 
-def raw_decode_encode(paths: list[Path], fmt: str) -> float:
-    """Seconds to decode every file and encode it again (PNG: lossless; JPEG: the files' own format)."""
-    start = time.perf_counter()
-    for path in paths:
-        with Image.open(path) as im:
-            im.load()
-            buf = io.BytesIO()
-            im.save(buf, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
-    return time.perf_counter() - start
-
-
-def run_build(data: Path, out: Path, num_proc: int = 1) -> tuple[float, dict]:
-    """Seconds for the build itself (the registry is loaded before the clock starts)."""
-    from medmat.prepare.source import BuildOptions, build_source
-    from medmat.registry.loader import load_registry
-
-    registry, _ = load_registry()
-    start = time.perf_counter()
-    report = build_source(registry, SOURCE, data, out, BuildOptions(num_proc=num_proc, progress=False))
-    return time.perf_counter() - start, report
-
-
-def child(data: str, out: str) -> None:
-    """Build in this (fresh) process and print its peak RSS in MiB."""
-    _, report = run_build(Path(data), Path(out))
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"written": report["written"], "peak_mib": peak_kib / 1024}))
-
-
-def peak_memory(workdir: Path, count: int, size: int) -> dict:
-    data, out = workdir / f"data-{count}", workdir / f"out-{count}"
-    make_tree(data, count, size)
-    result = subprocess.run([sys.executable, __file__, "--child", str(data), str(out)], check=True,
-                            capture_output=True, text=True)
-    shutil.rmtree(data)
-    shutil.rmtree(out)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+def timed(cmd: list[str], cleanup: Path | None = None) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of one whole process, measured by GNU time."""
+    if cleanup is not None:
+        shutil.rmtree(cleanup, ignore_errors=True)
+    result = subprocess.run(["/usr/bin/time", "-f", "TIME %e %M", *cmd], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{result.stderr[-2000:]}")
+    line = [x for x in result.stderr.splitlines() if x.startswith("TIME ")][-1].split()
+    return float(line[1]), float(line[2]) / 1024
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--memory-images", type=int, default=200, help="input of the 1x memory run (10x: ten times)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/medmat-bench"))
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        child(*args.child)
-        return
 
-    shutil.rmtree(args.workdir, ignore_errors=True)
-    data = args.workdir / "data"
-    paths = make_tree(data, args.images, args.size)
-    raw_decode_encode(paths[:50], "PNG")  # warm the page cache and Pillow
-    raw_png = raw_decode_encode(paths, "PNG")
-    raw_jpeg = raw_decode_encode(paths, "JPEG")
-    pipeline, report = run_build(data, args.workdir / "out")
-    assert report["written"] == args.images, {k: report[k] for k in ("written", "quarantined", "excluded")}
-    print(f"images: {args.images} of {args.size}x{args.size} JPEG, one core")
-    print(f"raw decode + PNG encode : {args.images / raw_png:8.1f} images/s ({raw_png:.2f} s)")
-    print(f"raw decode + JPEG encode: {args.images / raw_jpeg:8.1f} images/s ({raw_jpeg:.2f} s)")
-    print(f"medmat build, 1 worker  : {args.images / pipeline:8.1f} images/s ({pipeline:.2f} s)")
-    print(f"overhead vs PNG baseline : {100 * (pipeline / raw_png - 1):+7.1f} %")
-    print(f"overhead vs JPEG baseline: {100 * (pipeline / raw_jpeg - 1):+7.1f} %"
-          "  (medmat keeps unchanged JPEG/PNG bytes as they are, so it never re-encodes these files)")
-    shutil.rmtree(args.workdir)
+    work = args.workdir
+    shutil.rmtree(work, ignore_errors=True)
+    data = work / "data"
+    images = make_tree(data, args.images, args.size)
+    out = work / "out"
+    commands = {
+        "raw limit (read + decode once + SHA-256)": ([sys.executable, "-c", RAW, str(images)], None),
+        "medmat source stage (--no-hub)": ([*MEDMAT, "build", SOURCE, "--data-dir", str(data), "--out", str(out),
+                                            "--no-hub"], out),
+        "imagefolder + embedded bytes + to_parquet": ([sys.executable, "-c", IMAGEFOLDER, str(images),
+                                                       str(work / "peer.parquet")], None),
+        "medmat whole build": ([*MEDMAT, "build", SOURCE, "--data-dir", str(data), "--out", str(out)], out),
+        "medmat source stage, 2 workers": ([*MEDMAT, "build", SOURCE, "--data-dir", str(data), "--out", str(out),
+                                            "--no-hub", "--num-proc", "2"], out),
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    peaks: dict[str, float] = {}
+    timed(commands["raw limit (read + decode once + SHA-256)"][0])  # warm the page cache
+    for _ in range(args.runs):
+        for name, (cmd, cleanup) in commands.items():
+            seconds, peak = timed(cmd, cleanup)
+            times[name].append(seconds)
+            peaks[name] = max(peaks.get(name, 0.0), peak)
+    med = {name: statistics.median(v) for name, v in times.items()}
+    print(f"{args.images} JPEG images of {args.size}x{args.size}, median of {args.runs} paired runs (whole processes)")
+    for name, seconds in med.items():
+        print(f"  {name:<44} {seconds:7.2f} s  {args.images / seconds:7.1f} img/s  peak {peaks[name]:7.1f} MiB")
+    raw, peer = med["raw limit (read + decode once + SHA-256)"], med["imagefolder + embedded bytes + to_parquet"]
+    print("ratios (lower is better unless said):")
+    print(f"  source stage / raw limit          {med['medmat source stage (--no-hub)'] / raw:5.2f}  (target <= 1.3)")
+    print(f"  whole build / imagefolder peer    {med['medmat whole build'] / peer:5.2f}  (target <= 1.5)")
+    print(f"  1 worker / 2 workers (speed-up)   {med['medmat source stage (--no-hub)'] / med['medmat source stage, 2 workers']:5.2f}"
+          "  (target >= 1.8, higher is better)")
+    shutil.rmtree(work, ignore_errors=True)
 
-    small = max(args.images // 4, 100)
-    one = peak_memory(args.workdir, small, args.size)
-    ten = peak_memory(args.workdir, small * 10, args.size)
-    print(f"peak RSS, {small:>6} images : {one['peak_mib']:8.1f} MiB")
-    print(f"peak RSS, {small * 10:>6} images : {ten['peak_mib']:8.1f} MiB (ratio {ten['peak_mib'] / one['peak_mib']:.2f})")
-    shutil.rmtree(args.workdir, ignore_errors=True)
+    small, big = work / "mem-1x", work / "mem-10x"
+    make_tree(small / "data", args.memory_images, args.size)
+    make_tree(big / "data", args.memory_images * 10, args.size)
+    _, one = timed([*MEDMAT, "build", SOURCE, "--data-dir", str(small / "data"), "--out", str(small / "out")])
+    _, ten = timed([*MEDMAT, "build", SOURCE, "--data-dir", str(big / "data"), "--out", str(big / "out")])
+    print(f"peak RSS of the whole build: {args.memory_images} images {one:.1f} MiB, {args.memory_images * 10} images "
+          f"{ten:.1f} MiB (ratio {ten / one:.2f}, target: flat)")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
