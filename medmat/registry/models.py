@@ -140,7 +140,7 @@ class LayoutFamily(str, Enum):
     rle_masks = "rle-masks"  # run-length-encoded masks in a table
     dicom_study = "dicom-study"  # DICOM files or series per study
     volume_study = "volume-study"  # NIfTI / MHA / NRRD volumes
-    custom = "custom"  # needs a module in builders/
+    custom = "custom"  # needs a module medmat/sources/custom/<source_id>.py
 
 
 class ImageFormat(str, Enum):
