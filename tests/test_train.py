@@ -22,7 +22,6 @@ from medmat.train.config import PRESETS, DataSpec, TrainConfig  # noqa: E402
 from medmat.train.data import DataError, add_lengths, load_split, mix, prepare  # noqa: E402
 from medmat.train.evaluate import evaluate, score  # noqa: E402
 from medmat.train.experiments import ExperimentError, equal_shares, plan_experiment  # noqa: E402
-from medmat.train.extract import extract_choice, open_answer_correct, options_from_question  # noqa: E402
 from medmat.train.tiny import build_random_model, synthetic_rows  # noqa: E402
 from medmat.train.trainer import answer_columns, answer_loss, train  # noqa: E402
 
@@ -41,26 +40,7 @@ def _cfg(tmp_path, **overrides) -> TrainConfig:
     return TrainConfig(**settings)
 
 
-# --- answer extraction and scoring (pure Python) ----------------------------------------------------------------
-
-@pytest.mark.parametrize("reply,expected", [
-    ("B", "B"), ("b", "B"), ("B.", "B"), ("(B)", "B"), ("B)", "B"), ("B: Cyst", "B"), ("Answer: B", "B"),
-    ("The answer is (B).", "B"), ("Option B", "B"), ("Cyst", "B"), ("cyst.", "B"), ("The image shows a cyst", "B"),
-    ("D", "D"), ("It is C", "C"),
-    ("A man walks", None), ("Stone or cyst", None), ("E", None), ("", None), ("no idea", None),
-])
-def test_extract_choice(reply, expected):
-    assert extract_choice(reply, OPTIONS) == expected
-
-
-def test_extract_prefers_the_longer_option_text_and_reads_options_from_the_question():
-    assert extract_choice("Renal cyst", ["Cyst", "Renal cyst", "Normal"]) == "B"
-    question = "Q?\nA: Stone\nB: Cyst\nC: Normal\nAnswer with the option's letter from the given choices directly."
-    assert options_from_question(question) == ["Stone", "Cyst", "Normal"]
-    assert extract_choice("D", options_from_question(question)) is None  # only three options
-    assert open_answer_correct("glaucoma, cataract", "Cataract, Glaucoma")
-    assert not open_answer_correct("cataract", "Cataract, Glaucoma")
-
+# --- scoring (pure Python; the extraction table is in test_train_extract.py) ---------------------------------
 
 def test_score_counts_per_subset_and_label():
     rows = [
