@@ -145,6 +145,9 @@ def test_overfits_a_handful_of_samples_to_full_option_accuracy(family, tmp_path)
     result = evaluate(model, processor, rows)
     assert result["overall"] == {"correct": 8, "total": 8, "accuracy": 100.0}
     assert result["unparsed"] == 0
+    by_logits = evaluate(model, processor, rows, scoring="logits")  # one forward pass, no generation
+    assert by_logits["overall"] == result["overall"]
+    assert [s["extracted"] for s in by_logits["samples"]] == [s["extracted"] for s in result["samples"]]
 
 
 def test_lora_trains_only_adapters_with_checkpointing_and_length_grouping(tmp_path):

@@ -69,9 +69,16 @@ def load_processor(path: str | Path):
 DEFAULT_MAX_PIXELS = 768 * 28 * 28
 DEFAULT_MIN_PIXELS = 16 * 28 * 28
 
-# Bytes per parameter that training keeps on the GPUs (weights, gradients, AdamW's two moments, and for Kahan the
-# compensation buffer), activations aside: the basis of `auto_precision` and of the table in docs/training.md.
+# Bytes per parameter that training keeps on the GPUs, activations aside (the basis of `auto_precision` and of the
+# table in docs/training.md): fp32 master weights 4 + fp32 gradients 4 + AdamW's two fp32 moments 8 = 16; bf16
+# weights 2 + bf16 gradients 2 + two bf16 moments 4 + the bf16 Kahan compensation 2 = 10 (torch-optimi keeps its
+# state in the parameters' dtype); pure bf16 8. Autocast also caches a bf16 copy of each weight during the
+# forward pass (+2, unsharded only: FSDP casts one layer at a time).
 STATE_BYTES = {"bf16": 16, "fp16": 16, "fp32": 16, "bf16-kahan": 10, "bf16-pure": 8}
+AUTOCAST_COPY_BYTES = 2
+# Share of each GPU the state may take; the rest is activations (gradient checkpointing on), the CUDA context and
+# the allocator's slack.
+STATE_SHARE = 0.8
 
 
 def pick_dtype(precision: str) -> torch.dtype:
@@ -104,23 +111,30 @@ def kahan_available() -> bool:
 
 def training_state_gib(n_params: int, precision: str, shards: int = 1) -> float:
     """GiB of weights, gradients and optimizer state per GPU (`shards` GPUs under FSDP full sharding)."""
-    return n_params * STATE_BYTES[precision] / shards / 2 ** 30
+    per_param = STATE_BYTES[precision] / shards
+    if precision in ("bf16", "fp16") and shards == 1:
+        per_param += AUTOCAST_COPY_BYTES
+    return n_params * per_param / 2 ** 30
 
 
 def auto_precision(n_params: int, gpu_bytes: int | None, shards: int = 1, kahan: bool | None = None) -> str:
-    """Training precision for "auto": fp32 master weights with bf16 autocast ("bf16") when their 16 bytes per
-    parameter fit in 75 % of each GPU (the rest for activations), else bf16 weights with Kahan-compensated AdamW
-    ("bf16-kahan", 10 bytes per parameter) when torch-optimi is installed; "fp32" without a GPU."""
+    """Training precision for "auto": fp32 master weights with bf16 autocast ("bf16") when their state fits in
+    STATE_SHARE of each GPU, else bf16 weights with Kahan-compensated AdamW ("bf16-kahan", 10 bytes per parameter)
+    when torch-optimi is installed; "fp32" without a GPU. On one 141 GB H200 that is "bf16" up to about 6B
+    parameters and "bf16-kahan" for the paper's 7B-11B models; FSDP over 8 GPUs gives "bf16" for all of them."""
     if gpu_bytes is None:
         return "fp32"
-    if training_state_gib(n_params, "bf16", shards) * 2 ** 30 <= 0.75 * gpu_bytes:
+    limit = STATE_SHARE * gpu_bytes / 2 ** 30
+    if training_state_gib(n_params, "bf16", shards) <= limit:
         return "bf16"
     if kahan if kahan is not None else kahan_available():
-        return "bf16-kahan"
-    raise ModelError(f"{n_params / 1e9:.1f}B parameters with fp32 master weights need "
-                     f"{training_state_gib(n_params, 'bf16', shards):.0f} GiB per GPU, more than 75 % of "
-                     f"{gpu_bytes / 2 ** 30:.0f} GiB; install torch-optimi for --precision bf16-kahan "
-                     "(10 bytes per parameter), shard over more GPUs with FSDP, or use --method lora")
+        if training_state_gib(n_params, "bf16-kahan", shards) <= limit:
+            return "bf16-kahan"
+    raise ModelError(f"{n_params / 1e9:.1f}B parameters need {training_state_gib(n_params, 'bf16', shards):.0f} GiB "
+                     f"per GPU with fp32 master weights and {training_state_gib(n_params, 'bf16-kahan', shards):.0f} "
+                     f"GiB with --precision bf16-kahan (torch-optimi), more than {STATE_SHARE:.0%} of "
+                     f"{gpu_bytes / 2 ** 30:.0f} GiB; install torch-optimi, shard over more GPUs with FSDP, or use "
+                     "--method lora")
 
 
 def resolve_precision(precision: str, n_params: int) -> str:
