@@ -264,6 +264,28 @@ def test_cg_run_with_explicit_configs_writes_table_and_chart(tiny_checkpoint, tm
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_cg_run_mixes_writes_each_arm_and_resumes(tiny_checkpoint, tmp_path):
+    hub = _hand_made_hub(tmp_path / "hub")
+    out = tmp_path / "cg"
+    base = ["cg", "run", "cg-demo", "--model", str(tiny_checkpoint), "--data", str(hub), "--out", str(out),
+            "--train-config", "cg-demo", "--test-config", "cg-demo", "--arms", "baseline,related", "--max-steps", "1",
+            "--batch-size", "2", "--per-device-batch-size", "2", "--precision", "fp32", "--num-workers", "0",
+            "--no-gradient-checkpointing", "--scoring", "logits", "--mix-config", "subset-13", "--mix-samples", "2"]
+    # The mixed dataset is missing: Related fails after Baseline, whose results are already on disk.
+    failed = CliRunner().invoke(app, base + ["--mix", str(tmp_path / "no-such-hub")])
+    assert failed.exit_code != 0
+    with open(out / "results.csv") as handle:
+        assert [r["arm"] for r in csv.DictReader(handle)] == ["baseline"]
+    result = CliRunner().invoke(app, base + ["--mix", str(hub), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "Baseline: read back" in result.output
+    with open(out / "results.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert [r["arm"] for r in table] == ["baseline", "related"]
+    assert table[1]["train_samples"] == "8"  # 6 related rows + 2 mixed in
+    assert json.loads((out / "related" / "eval.json").read_text())["scoring"] == "logits"
+
+
 def test_cg_plan_errors_name_the_fix():
     with pytest.raises(ExperimentError, match="--train-config"):
         plan_experiment("no-such-experiment", "hub")
@@ -274,13 +296,19 @@ def test_cg_plan_errors_name_the_fix():
         equal_shares({"a": 3}, 4)
 
 
-def test_cg_run_on_a_config_built_from_fake_archives(tiny_checkpoint, tmp_path):
-    """Fake archives -> medmat build -> hub builder -> `medmat cg run two-43`, paper numbers from the manifests."""
+@pytest.fixture(scope="module")
+def fake_cg_hub(tmp_path_factory):
+    """Fake archives -> medmat build -> hub builder: a hub folder with cg-two-43 (built once for this module)."""
     pytest.importorskip("medmat.cg")
     sys.path.insert(0, str(ROOT / "bench"))
     from gpu_train import build_cg_hub
 
-    hub = build_cg_hub(tmp_path / "built", "two-43")
+    return build_cg_hub(tmp_path_factory.mktemp("built"), "two-43")
+
+
+def test_cg_run_on_a_config_built_from_fake_archives(tiny_checkpoint, fake_cg_hub, tmp_path):
+    """`medmat cg run two-43` on the config built from fake archives, paper numbers from the manifests."""
+    hub = fake_cg_hub
     plan = plan_experiment("two-43", str(hub))
     assert plan.paper.related is not None and plan.unrelated_configs
     out = tmp_path / "cg"
@@ -298,9 +326,9 @@ def test_cg_run_on_a_config_built_from_fake_archives(tiny_checkpoint, tmp_path):
     assert (out / "chart.png").exists()
 
 
-def test_gpu_bench_smoke_runs_on_cpu(tmp_path):
+def test_gpu_bench_smoke_runs_on_cpu(fake_cg_hub, tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_train.py"), "--smoke",
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_train.py"), "--smoke", "--hub", str(fake_cg_hub),
                            "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     phases = {record["phase"]: record for record in json.loads(out.read_text())}
@@ -308,3 +336,5 @@ def test_gpu_bench_smoke_runs_on_cpu(tmp_path):
     for name in ("plain", "medmat"):
         assert phases[name]["samples_per_s"] > 0 and 0 < phases[name]["mfu"]
     assert 0 <= phases["medmat"]["data_wait_share"] < 1 and phases["medmat"]["steps"] == 3
+    assert phases["eval"]["logits"]["questions_per_s"] > 0 and phases["eval"]["generate"]["questions_per_s"] > 0
+    assert phases["eval"]["logits"]["unparsed"] == 0

@@ -247,11 +247,13 @@ def cg_run_command(
     folder = out or Path("runs") / f"cg-{strip_prefix(cg_id)}"
     eval_cfg = EvalConfig(mode=mode, batch_size=eval_batch_size, precision=precision, scoring=scoring,
                           min_pixels=min_pixels, max_pixels=max_pixels)
+    from .data import DataError
+
     try:
         run_experiment(plan, model, folder, settings, eval_cfg, max_test_samples, log=typer.echo, resume=resume)
     except ImportError as exc:
         raise _missing_extra(exc) from exc
-    except ExperimentError as exc:
+    except (ExperimentError, DataError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"-> {folder / 'results.csv'}, {folder / 'results.json'}, {folder / 'chart.png'}")

@@ -40,7 +40,14 @@ def load_processor(path: str | Path):
         raise ModelError(f"{path}: cannot build a processor without torchvision (processor_class {name!r}); "
                          "install torchvision matching your torch")
     tokenizer = AutoTokenizer.from_pretrained(path)
-    image_processor = AutoImageProcessor.from_pretrained(path)
+    try:
+        image_processor = AutoImageProcessor.from_pretrained(path)
+    except ImportError:  # transformers <= 5.1x: the auto class wants torchvision; the PIL class does not
+        kind = json.loads((Path(path) / "preprocessor_config.json").read_text()).get("image_processor_type", "")
+        pil = getattr(transformers, kind.removesuffix("Fast") + "Pil", None)
+        if pil is None:
+            raise
+        image_processor = pil.from_pretrained(path)
     extra = {k: v for k, v in json.loads(config.read_text()).items() if k != "processor_class"}
     template = tokenizer.chat_template
     template_file = Path(path) / "chat_template.jinja"
