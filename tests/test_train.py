@@ -175,6 +175,29 @@ def test_lengths_count_image_and_text_tokens():
     assert lengths[0] == text + 4  # a 32 px image becomes 56 x 56: 4 x 4 patches, merged 2 x 2 -> 4 tokens
 
 
+def test_image_budget_caps_qwen2_vl_tokens_and_freeze_vision_keeps_the_projector():
+    from PIL import Image
+
+    from medmat.train.model import apply_image_budget, freeze_vision
+
+    model, processor = build_random_model("qwen2_vl")
+    # Qwen/Qwen2-VL-7B-Instruct's preprocessor_config.json: min_pixels 3136, max_pixels 12845056.
+    processor.image_processor.size = {"shortest_edge": 3136, "longest_edge": 12845056}
+    count = processor._get_num_multimodal_tokens  # transformers' own token arithmetic (smart_resize)
+    assert count(image_sizes=[(2660, 2576)]).num_image_tokens == [8740]  # a fundus photo, uncapped
+    assert apply_image_budget(processor) == (3136, 602112)
+    assert count(image_sizes=[(2660, 2576)]).num_image_tokens[0] <= 768
+    prompt = processor.apply_chat_template([{"role": "user", "content": [{"type": "image"}]}],
+                                           add_generation_prompt=True, tokenize=False)
+    ids = processor(text=[prompt], images=[Image.new("RGB", (2576, 2660))], return_tensors="pt")["input_ids"]
+    assert int((ids == model.config.image_token_id).sum()) == count(image_sizes=[(2660, 2576)]).num_image_tokens[0]
+    assert apply_image_budget(build_random_model("llava")[1]) is None  # fixed-size processors need no budget
+    assert freeze_vision(model) > 0
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any(".merger." in n for n in trainable)  # Qwen2-VL's projector lives under visual. and stays trainable
+    assert not any("visual." in n and ".merger." not in n for n in trainable)
+
+
 def test_training_is_deterministic(tmp_path):
     rows = synthetic_rows(4)
     weights = []

@@ -204,7 +204,10 @@ def apply_image_budget(processor, min_pixels: int | None = None, max_pixels: int
     low = min_pixels if min_pixels is not None else min(low, high)
     if low > high:
         raise ModelError(f"--min-pixels {low} is above --max-pixels {high}")
-    image.size = {"shortest_edge": int(low), "longest_edge": int(high)}
+    try:  # keep the processor's own type (transformers 5.x: SizeDict)
+        image.size = type(size)(shortest_edge=int(low), longest_edge=int(high))
+    except TypeError:
+        image.size = {"shortest_edge": int(low), "longest_edge": int(high)}
     for name, value in (("min_pixels", low), ("max_pixels", high)):
         if hasattr(image, name):
             setattr(image, name, int(value))

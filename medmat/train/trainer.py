@@ -27,7 +27,7 @@ import torch
 from .collate import IGNORE, collator_for
 from .config import TrainConfig
 from .data import add_lengths, load_split, mix, prepare
-from .model import (ModelError, accelerator_device, apply_image_budget, apply_lora, freeze_vision, kahan_available,
+from .model import (ModelError, apply_image_budget, apply_lora, freeze_vision, kahan_available,
                     load_model, load_processor, pick_dtype, resolve_precision)
 
 
@@ -151,9 +151,8 @@ def _count_parameters(cfg: TrainConfig) -> int:
     return sum(p.numel() for p in skeleton.parameters())
 
 
-def prepare_model(cfg: TrainConfig, model=None):
-    """(model, precision): loaded from cfg.model unless given, its weights in the precision's dtype (fp32 master
-    weights for the autocast modes, full fine-tuning; bf16 for LoRA's frozen base), LoRA-wrapped if asked."""
+def choose_precision(cfg: TrainConfig, model=None) -> str:
+    """cfg.precision with "auto" decided from the parameter count (read from the config, weights not loaded)."""
     if cfg.precision == "auto" and torch.cuda.is_available():
         n_params = sum(p.numel() for p in model.parameters()) if model is not None else _count_parameters(cfg)
         precision = resolve_precision("auto", n_params if cfg.method == "full" else 0)
@@ -161,6 +160,13 @@ def prepare_model(cfg: TrainConfig, model=None):
         precision = resolve_precision(cfg.precision, 0)
     if precision == "bf16-kahan" and not kahan_available():
         raise ModelError("--precision bf16-kahan needs torch-optimi: pip install 'torch-optimi>=0.3'")
+    return precision
+
+
+def prepare_model(cfg: TrainConfig, model=None, precision: str | None = None):
+    """(model, precision): loaded from cfg.model unless given, its weights in the precision's dtype (fp32 master
+    weights for the autocast modes, full fine-tuning; bf16 for LoRA's frozen base), LoRA-wrapped if asked."""
+    precision = precision or choose_precision(cfg, model)
     dtype = pick_dtype(precision)
     if cfg.method == "lora" and precision in ("bf16", "fp16") and torch.cuda.is_available():
         dtype = torch.bfloat16 if precision == "bf16" else torch.float16  # frozen base; adapters made fp32 below
@@ -212,9 +218,12 @@ def train(cfg: TrainConfig, train_ds, model=None, processor=None, callbacks=None
     with `trainer.save_model` (which gathers FSDP / ZeRO-3 shards) to cfg.output_dir/final when cfg.save."""
     processor = processor or load_processor(cfg.model)
     budget = apply_image_budget(processor, cfg.min_pixels, cfg.max_pixels)
-    model, precision = prepare_model(cfg, model)
-    rows, dropped = build_train_set(cfg, train_ds, processor)
+    precision = choose_precision(cfg, model)
+    # The arguments first: they start the distributed state, so that under FSDP with cpu_ram_efficient_loading
+    # only rank 0 reads the weights from disk.
     args = training_arguments(cfg, precision)
+    model, precision = prepare_model(cfg, model, precision)
+    rows, dropped = build_train_set(cfg, train_ds, processor)
     trainer = make_trainer(model=model, args=args, train_dataset=rows, callbacks=list(callbacks or []),
                            data_collator=collator_for(model, processor, cfg.mode, train=True),
                            optimizer_cls_and_kwargs=optimizer_for(cfg, precision))
