@@ -209,6 +209,18 @@ def test_training_is_deterministic(tmp_path):
     assert torch.equal(weights[0], weights[1])
 
 
+def test_checkpoints_and_resume(tmp_path):
+    rows = synthetic_rows(4)
+    model, processor = build_random_model("llava", seed=3)
+    cfg = _cfg(tmp_path, max_steps=2, batch_size=2, per_device_batch_size=2, save_steps=1, save_total_limit=1)
+    train(cfg, rows, model=model, processor=processor)
+    assert sorted(p.name for p in (tmp_path / "run").glob("checkpoint-*")) == ["checkpoint-2"]  # limit 1 kept
+    model, processor = build_random_model("llava", seed=3)
+    _, _, summary = train(cfg.model_copy(update={"max_steps": 3, "resume": True}), rows, model=model,
+                          processor=processor)
+    assert summary["resumed_from"].endswith("checkpoint-2") and summary["steps"] == 3
+
+
 def test_presets_follow_the_paper():
     assert PRESETS["llava-1.5"] == {"epochs": 5, "learning_rate": 5e-6, "batch_size": 32, "method": "full"}
     assert PRESETS["qwen2-vl"]["learning_rate"] == 2e-6
