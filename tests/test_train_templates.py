@@ -93,3 +93,16 @@ def test_mllama_trains_and_both_scoring_modes_agree(tmp_path):
     by_logits = evaluate(model, processor, rows, batch_size=4, scoring="logits")
     assert generated["overall"] == by_logits["overall"] == {"correct": 8, "total": 8, "accuracy": 100.0}
     assert [s["extracted"] for s in generated["samples"]] == [s["extracted"] for s in by_logits["samples"]]
+
+
+def test_letter_logits_do_not_depend_on_left_padding(real):
+    """A batch of prompts of different lengths (left-padded) picks the same letters as one prompt at a time."""
+    family, model, processor = real
+    rows = synthetic_rows(4)
+    longer = "Please look closely at this scan and think about the options below. "
+    rows = rows.map(lambda r, i: {"question_choice": longer * i + r["question_choice"]}, with_indices=True)
+    from medmat.train.evaluate import predict
+
+    batched = predict(model, processor, rows, batch_size=4, scoring="logits")
+    single = predict(model, processor, rows, batch_size=1, scoring="logits")
+    assert batched == single and set(batched) <= set("ABCD")
