@@ -222,6 +222,7 @@ def train(cfg: TrainConfig, train_ds, model=None, processor=None, callbacks=None
     # The arguments first: they start the distributed state, so that under FSDP with cpu_ram_efficient_loading
     # only rank 0 reads the weights from disk.
     args = training_arguments(cfg, precision)
+    _ = args.device  # sets the distributed state up now, before any weights are read
     model, precision = prepare_model(cfg, model, precision)
     rows, dropped = build_train_set(cfg, train_ds, processor)
     trainer = make_trainer(model=model, args=args, train_dataset=rows, callbacks=list(callbacks or []),
