@@ -72,9 +72,9 @@ def load_processor(path: str | Path):
 
 # Image-token budget for processors that resize to a pixel range (Qwen2-VL): at most 768 tokens of 28 x 28 px
 # (about 776 x 776 px). The checkpoints ship max_pixels 12,845,056 (16,384 tokens): a fundus photo becomes 8,740
-# tokens and a mammogram 12,600, most of them spent on black border. LLaMA-Factory's default cap is 768 x 768 px.
+# tokens and a mammogram 12,600 (issue 13). LLaMA-Factory's default cap is 768 x 768 px
+# (`ProcessorArguments.image_max_pixels`, hiyouga/LLaMA-Factory src/llamafactory/hparams/model_args.py).
 DEFAULT_MAX_PIXELS = 768 * 28 * 28
-DEFAULT_MIN_PIXELS = 16 * 28 * 28
 
 # Bytes per parameter that training keeps on the GPUs, activations aside (the basis of `auto_precision` and of the
 # table in docs/training.md): fp32 master weights 4 + fp32 gradients 4 + AdamW's two fp32 moments 8 = 16; bf16
