@@ -84,7 +84,7 @@ def test_mllama_trains_and_both_scoring_modes_agree(tmp_path):
     rows = synthetic_rows(8)
     model, processor = build_random_model("mllama", seed=1,
                                           chat_template=(TEMPLATES / REAL["mllama"][0]).read_text())
-    cfg = TrainConfig(model="tiny", output_dir=tmp_path / "run", max_steps=60, learning_rate=3e-3, batch_size=8,
+    cfg = TrainConfig(model="tiny", output_dir=tmp_path / "run", max_steps=40, learning_rate=3e-3, batch_size=8,
                       per_device_batch_size=8, precision="fp32", gradient_checkpointing=False, num_workers=0,
                       save=False, warmup_ratio=0.0, lr_scheduler="constant", logging_steps=10)
     model, processor, summary = train(cfg, rows, model=model, processor=processor)
