@@ -1,17 +1,21 @@
 #!/usr/bin/env python
-"""The GPU check for medmat.train (issue 6): one prepared script, one run.
+"""The GPU check for medmat.train (issues 6 and 13): one prepared script, one run.
 
 What it does, in order, printing one JSON object per phase and writing all of them to --out:
-  env       GPU model, torch / transformers versions.
+  env       GPU model; torch, transformers, datasets, pydantic, pyarrow, torch-optimi, liger-kernel versions.
   peak      the bf16 matmul peak of this device, measured here (n x n x n matmuls), the MFU denominator.
   overfit   a tiny random Qwen2-VL overfits 8 samples to 100 % option accuracy (masking, collation and answer
             extraction together, as tests/test_train.py does on CPU).
   data      a CG config built from the fake archives (tests/fixtures) through `medmat build` and the hub builder.
   plain     a plain transformers step of the ~2B random Qwen2-VL-architecture model: fixed batch on the device,
-            `model(**batch)` with labels (full-vocabulary logits), backward, fused AdamW, sdpa.
-  medmat    the same model and batch size trained by `medmat.train` (Trainer, dataloader workers, collator, loss
-            on answer tokens only) for a fixed number of steps on the CG config: samples/s, tokens/s, MFU, peak
-            memory and the share of step time spent waiting for data, and the speed-up over `plain`.
+            bf16 weights, `model(**batch)` with labels (full-vocabulary logits), backward, fused AdamW, sdpa.
+  medmat    the same model and batch size trained by `medmat.train` (Trainer, persistent dataloader workers,
+            collator, loss on answer tokens only, --precision, default auto: fp32 master weights + bf16 autocast
+            for 2B) for a fixed number of steps on the CG config: samples/s, tokens/s, MFU, peak memory, the share
+            of step time spent waiting for data, and the speed-up over `plain`.
+  liger     the medmat phase again with Liger kernels (only where liger-kernel imports: kept if it measures faster).
+  eval      questions/s answering the CG test split with the same model: letter logits (one forward pass) versus
+            greedy generation (8 new tokens), batch --eval-batch, and whether the two pick the same letters.
 
 Model FLOPs per sample (both paths, same definition): 6 x parameters x tokens for the vision tower (patches) and
 the language model (tokens), plus 12 x layers x width x length^2 attention, plus the lm_head where the loss
@@ -19,11 +23,13 @@ reads it (answer positions). MFU = achieved model FLOPs/s / measured matmul peak
 
 Usage
   CPU, tiny (what the test runs):  python bench/gpu_train.py --smoke
-  GPU machine (its image has torch, transformers, peft, accelerate but no `datasets` and no medmat deps):
-    1. here, on CPU:  python bench/gpu_train.py --prepare-only --hub bench/out/hub
-                      pip download -d bench/out/wheels datasets   # plus the wheels `pip install` reports missing
-    2. there:         pip install --no-index --find-links bench/out/wheels datasets && \\
-                      python bench/gpu_train.py --hub bench/out/hub --out bench/out/gpu.json
+  GPU machine: its image (Python 3.12, torch 2.11, transformers 5.17, peft, accelerate, pyarrow, pandas) lacks
+  `datasets` and pydantic (medmat's config) and their small pure-Python needs; GPU_WHEELS below is exactly that
+  list, about 4.5 MB of wheels for CPython 3.12 fetched without dependencies:
+    1. here:   python bench/gpu_train.py --prepare-only --hub bench/out/hub
+               python bench/gpu_train.py --download-wheels .whl        # .whl/ is git-ignored (info/exclude)
+    2. there:  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && \
+               PYTHONPATH=/tmp/site:$PWD python3 bench/gpu_train.py --hub bench/out/hub --out $OUT/gpu.json
 """
 
 from __future__ import annotations
@@ -43,6 +49,41 @@ sys.path.insert(0, str(ROOT))
 # The CG experiment whose config the fake archives can build quickly (subsets 13, 16, 19, 21, 23).
 DEFAULT_EXPERIMENT = "two-43"
 REPORT: list[dict] = []
+# What the GPU image lacks for medmat.train, pinned, for CPython 3.12 manylinux x86_64, fetched with --no-deps
+# (their other needs -- numpy, pyarrow, pandas, fsspec, xxhash, huggingface-hub, pyyaml, tqdm, typing-extensions,
+# torch, triton -- are in the image). torch-optimi: --precision bf16-kahan; liger-kernel: the liger phase.
+GPU_WHEELS = ("datasets==5.2.0", "dill==0.4.0", "multiprocess==0.70.18", "pydantic==2.14.4", "pydantic-core==2.50.5",
+              "annotated-types==0.7.0", "typing-inspection==0.4.5", "torch-optimi==0.3.3", "liger-kernel==0.8.5")
+PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
+             "manylinux1_x86_64")
+
+
+def download_wheels(folder: Path) -> int:
+    """`pip download` GPU_WHEELS for CPython 3.12 into `folder`, no dependencies; prints the total size."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
+           "3.12", "--implementation", "cp", "-d", str(folder)]
+    for platform in PLATFORMS:
+        cmd += ["--platform", platform]
+    code = subprocess.call(cmd + list(GPU_WHEELS))
+    size = sum(f.stat().st_size for f in Path(folder).glob("*.whl"))
+    print(f"{len(list(Path(folder).glob('*.whl')))} wheels, {size / 2 ** 20:.1f} MiB in {folder}")
+    return code
+
+
+def versions() -> dict:
+    from importlib import metadata
+
+    found = {}
+    for name in ("torch", "transformers", "accelerate", "peft", "datasets", "pydantic", "pyarrow", "torch-optimi",
+                 "liger-kernel", "torchvision"):
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = None
+    found["python"] = sys.version.split()[0]
+    return found
 
 
 def emit(phase: str, **fields) -> dict:
@@ -186,7 +227,8 @@ def plain_step(model, batch, steps: int, warmup: int, device) -> dict:
     return {"seconds": seconds, "peak_memory_gib": peak / 2 ** 30 if peak else None, "loss": loss.item()}
 
 
-def medmat_steps(model, processor, rows, batch_size: int, steps: int, warmup: int, device, workers: int) -> dict:
+def medmat_steps(model, processor, rows, batch_size: int, steps: int, warmup: int, device, workers: int,
+                 precision: str = "auto", liger: bool = False) -> dict:
     """medmat.train's Trainer for warmup + steps optimizer steps; times steps and the waits for data between them."""
     import torch
     from transformers import TrainerCallback
@@ -209,10 +251,10 @@ def medmat_steps(model, processor, rows, batch_size: int, steps: int, warmup: in
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrainConfig(model="random", output_dir=tmp, max_steps=warmup + steps, learning_rate=2e-6,
                           batch_size=batch_size, per_device_batch_size=batch_size,
-                          precision="bf16" if device.type == "cuda" else "fp32", gradient_checkpointing=False,
+                          precision=precision if device.type == "cuda" else "fp32", gradient_checkpointing=False,
                           num_workers=workers, save=False, warmup_ratio=0.0, logging_steps=warmup + steps,
-                          optim="adamw_torch_fused")
-        _, _, summary = train(cfg, rows, model=model, processor=processor, callbacks=[StepClock()])
+                          optim="adamw_torch_fused", liger=liger)
+        trained, _, summary = train(cfg, rows, model=model, processor=processor, callbacks=[StepClock()])
     ends = [t for kind, t in marks if kind == "end"]
     begins = [t for kind, t in marks if kind == "begin"]
     # Measured window: from the end of the last warm-up step to the end of the last step. Data wait: the time
@@ -222,7 +264,28 @@ def medmat_steps(model, processor, rows, batch_size: int, steps: int, warmup: in
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
     return {"seconds": window, "data_wait_s": wait, "data_wait_share": wait / window,
             "peak_memory_gib": peak / 2 ** 30 if peak else None, "steps": summary["steps"],
-            "loss": summary["losses"][-1] if summary["losses"] else None}
+            "precision": summary["precision"], "liger": liger,
+            "loss": summary["losses"][-1] if summary["losses"] else None}, trained
+
+
+def eval_speed(model, processor, rows, batch_size: int, device) -> dict:
+    """Questions/s by letter logits and by generation on `rows`, and how often the two pick the same letter."""
+    from medmat.train.evaluate import evaluate
+
+    out = {}
+    picked = {}
+    for scoring in ("logits", "generate"):
+        sync(device)
+        result = evaluate(model, processor, rows, batch_size=batch_size, scoring=scoring)
+        sync(device)
+        out[scoring] = {"questions": result["overall"]["total"], "seconds": result["seconds"],
+                        "questions_per_s": result["questions_per_s"], "accuracy": result["overall"]["accuracy"],
+                        "unparsed": result["unparsed"]}
+        picked[scoring] = [s["extracted"] for s in result["samples"]]
+    same = [a == b for a, b in zip(picked["logits"], picked["generate"]) if b is not None]
+    out["speedup_logits_vs_generate"] = out["logits"]["questions_per_s"] / out["generate"]["questions_per_s"]
+    out["agreement_where_parsed"] = sum(same) / len(same) if same else None
+    return out
 
 
 def main(argv=None) -> int:
@@ -236,8 +299,15 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=None)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--overfit-steps", type=int, default=60)
+    parser.add_argument("--precision", default="auto", help="medmat phase precision (auto: bf16 for the 2B model)")
+    parser.add_argument("--eval-rows", type=int, default=None, help="test questions for the eval phase")
+    parser.add_argument("--eval-batch", type=int, default=None)
+    parser.add_argument("--no-liger", action="store_true", help="skip the liger phase")
+    parser.add_argument("--download-wheels", type=Path, default=None, help="fetch GPU_WHEELS into this folder, stop")
     parser.add_argument("--out", type=Path, default=None, help="write every phase's JSON here")
     args = parser.parse_args(argv)
+    if args.download_wheels:
+        return download_wheels(args.download_wheels)
 
     import torch
     import transformers
@@ -266,7 +336,7 @@ def main(argv=None) -> int:
         if args.prepare_only:
             return 0
         emit("env", device=torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-             torch=torch.__version__, transformers=transformers.__version__, smoke=smoke)
+             torch=torch.__version__, transformers=transformers.__version__, smoke=smoke, versions=versions())
         peak = matmul_peak(device, 256 if smoke else 8192, 3 if smoke else 50)
         emit("peak", matmul_flops_per_s=peak, dtype="fp32" if device.type == "cpu" else "bf16")
         check = overfit(device, args.overfit_steps)
@@ -292,12 +362,28 @@ def main(argv=None) -> int:
         emit("plain", params=params, **shape, samples_per_s=plain_sps, tokens_per_s=tokens * steps / plain["seconds"],
              mfu=flops * steps / plain["seconds"] / peak, **plain)
         del on_device
-        ours = medmat_steps(model, processor, rows, batch, steps, warmup, device, workers)
+        ours, trained = medmat_steps(model, processor, rows, batch, steps, warmup, device, workers, args.precision)
         ours_sps = batch * steps / ours["seconds"]
         emit("medmat", params=params, distinct_rows=distinct, samples_per_s=ours_sps,
              tokens_per_s=tokens * steps / ours["seconds"], mfu=flops * steps / ours["seconds"] / peak,
              speedup_vs_plain=ours_sps / plain_sps, targets={"speedup": 1.4, "data_wait_share": 0.05},
              **ours)
+        if device.type == "cuda" and not args.no_liger and versions()["liger-kernel"]:
+            try:
+                fast, trained = medmat_steps(trained, processor, rows, batch, steps, warmup, device, workers,
+                                             args.precision, liger=True)
+                emit("liger", samples_per_s=batch * steps / fast["seconds"],
+                     speedup_vs_medmat=batch * steps / fast["seconds"] / ours_sps, **fast)
+            except Exception as exc:  # noqa: BLE001 - an optional kernel library must not end the run
+                emit("liger", error=f"{type(exc).__name__}: {exc}")
+        from medmat.train.config import DataSpec
+        from medmat.train.data import load_split
+
+        test = prepare(load_split(DataSpec(path=str(hub), config=config, split="test",
+                                           max_samples=args.eval_rows or (4 if smoke else 128))), "choice", config)
+        net = trained.to(torch.bfloat16 if device.type == "cuda" else torch.float32)
+        emit("eval", rows=len(test), batch=args.eval_batch or (2 if smoke else 16),
+             **eval_speed(net, processor, test, args.eval_batch or (2 if smoke else 16), device))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(REPORT, indent=2, default=str) + "\n")

@@ -22,7 +22,6 @@ from medmat.train.config import PRESETS, DataSpec, TrainConfig  # noqa: E402
 from medmat.train.data import DataError, add_lengths, load_split, mix, prepare  # noqa: E402
 from medmat.train.evaluate import evaluate, score  # noqa: E402
 from medmat.train.experiments import ExperimentError, equal_shares, plan_experiment  # noqa: E402
-from medmat.train.extract import extract_choice, open_answer_correct, options_from_question  # noqa: E402
 from medmat.train.tiny import build_random_model, synthetic_rows  # noqa: E402
 from medmat.train.trainer import answer_columns, answer_loss, train  # noqa: E402
 
@@ -41,26 +40,7 @@ def _cfg(tmp_path, **overrides) -> TrainConfig:
     return TrainConfig(**settings)
 
 
-# --- answer extraction and scoring (pure Python) ----------------------------------------------------------------
-
-@pytest.mark.parametrize("reply,expected", [
-    ("B", "B"), ("b", "B"), ("B.", "B"), ("(B)", "B"), ("B)", "B"), ("B: Cyst", "B"), ("Answer: B", "B"),
-    ("The answer is (B).", "B"), ("Option B", "B"), ("Cyst", "B"), ("cyst.", "B"), ("The image shows a cyst", "B"),
-    ("D", "D"), ("It is C", "C"),
-    ("A man walks", None), ("Stone or cyst", None), ("E", None), ("", None), ("no idea", None),
-])
-def test_extract_choice(reply, expected):
-    assert extract_choice(reply, OPTIONS) == expected
-
-
-def test_extract_prefers_the_longer_option_text_and_reads_options_from_the_question():
-    assert extract_choice("Renal cyst", ["Cyst", "Renal cyst", "Normal"]) == "B"
-    question = "Q?\nA: Stone\nB: Cyst\nC: Normal\nAnswer with the option's letter from the given choices directly."
-    assert options_from_question(question) == ["Stone", "Cyst", "Normal"]
-    assert extract_choice("D", options_from_question(question)) is None  # only three options
-    assert open_answer_correct("glaucoma, cataract", "Cataract, Glaucoma")
-    assert not open_answer_correct("cataract", "Cataract, Glaucoma")
-
+# --- scoring (pure Python; the extraction table is in test_train_extract.py) ---------------------------------
 
 def test_score_counts_per_subset_and_label():
     rows = [
@@ -165,6 +145,9 @@ def test_overfits_a_handful_of_samples_to_full_option_accuracy(family, tmp_path)
     result = evaluate(model, processor, rows)
     assert result["overall"] == {"correct": 8, "total": 8, "accuracy": 100.0}
     assert result["unparsed"] == 0
+    by_logits = evaluate(model, processor, rows, scoring="logits")  # one forward pass, no generation
+    assert by_logits["overall"] == result["overall"]
+    assert [s["extracted"] for s in by_logits["samples"]] == [s["extracted"] for s in result["samples"]]
 
 
 def test_lora_trains_only_adapters_with_checkpointing_and_length_grouping(tmp_path):
@@ -192,6 +175,29 @@ def test_lengths_count_image_and_text_tokens():
     assert lengths[0] == text + 4  # a 32 px image becomes 56 x 56: 4 x 4 patches, merged 2 x 2 -> 4 tokens
 
 
+def test_image_budget_caps_qwen2_vl_tokens_and_freeze_vision_keeps_the_projector():
+    from PIL import Image
+
+    from medmat.train.model import apply_image_budget, freeze_vision
+
+    model, processor = build_random_model("qwen2_vl")
+    # Qwen/Qwen2-VL-7B-Instruct's preprocessor_config.json: min_pixels 3136, max_pixels 12845056.
+    processor.image_processor.size = {"shortest_edge": 3136, "longest_edge": 12845056}
+    count = processor._get_num_multimodal_tokens  # transformers' own token arithmetic (smart_resize)
+    assert count(image_sizes=[(2660, 2576)]).num_image_tokens == [8740]  # a fundus photo, uncapped
+    assert apply_image_budget(processor) == (3136, 602112)
+    assert count(image_sizes=[(2660, 2576)]).num_image_tokens[0] <= 768
+    prompt = processor.apply_chat_template([{"role": "user", "content": [{"type": "image"}]}],
+                                           add_generation_prompt=True, tokenize=False)
+    ids = processor(text=[prompt], images=[Image.new("RGB", (2576, 2660))], return_tensors="pt")["input_ids"]
+    assert int((ids == model.config.image_token_id).sum()) == count(image_sizes=[(2660, 2576)]).num_image_tokens[0]
+    assert apply_image_budget(build_random_model("llava")[1]) is None  # fixed-size processors need no budget
+    assert freeze_vision(model) > 0
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert any(".merger." in n for n in trainable)  # Qwen2-VL's projector lives under visual. and stays trainable
+    assert not any("visual." in n and ".merger." not in n for n in trainable)
+
+
 def test_training_is_deterministic(tmp_path):
     rows = synthetic_rows(4)
     weights = []
@@ -201,6 +207,18 @@ def test_training_is_deterministic(tmp_path):
                             model=model, processor=processor)
         weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert torch.equal(weights[0], weights[1])
+
+
+def test_checkpoints_and_resume(tmp_path):
+    rows = synthetic_rows(4)
+    model, processor = build_random_model("llava", seed=3)
+    cfg = _cfg(tmp_path, max_steps=2, batch_size=2, per_device_batch_size=2, save_steps=1, save_total_limit=1)
+    train(cfg, rows, model=model, processor=processor)
+    assert sorted(p.name for p in (tmp_path / "run").glob("checkpoint-*")) == ["checkpoint-2"]  # limit 1 kept
+    model, processor = build_random_model("llava", seed=3)
+    _, _, summary = train(cfg.model_copy(update={"max_steps": 3, "resume": True}), rows, model=model,
+                          processor=processor)
+    assert summary["resumed_from"].endswith("checkpoint-2") and summary["steps"] == 3
 
 
 def test_presets_follow_the_paper():
@@ -281,6 +299,28 @@ def test_cg_run_with_explicit_configs_writes_table_and_chart(tiny_checkpoint, tm
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_cg_run_mixes_writes_each_arm_and_resumes(tiny_checkpoint, tmp_path):
+    hub = _hand_made_hub(tmp_path / "hub")
+    out = tmp_path / "cg"
+    base = ["cg", "run", "cg-demo", "--model", str(tiny_checkpoint), "--data", str(hub), "--out", str(out),
+            "--train-config", "cg-demo", "--test-config", "cg-demo", "--arms", "baseline,related", "--max-steps", "1",
+            "--batch-size", "2", "--per-device-batch-size", "2", "--precision", "fp32", "--num-workers", "0",
+            "--no-gradient-checkpointing", "--scoring", "logits", "--mix-config", "subset-13", "--mix-samples", "2"]
+    # The mixed dataset is missing: Related fails after Baseline, whose results are already on disk.
+    failed = CliRunner().invoke(app, base + ["--mix", str(tmp_path / "no-such-hub")])
+    assert failed.exit_code != 0
+    with open(out / "results.csv") as handle:
+        assert [r["arm"] for r in csv.DictReader(handle)] == ["baseline"]
+    result = CliRunner().invoke(app, base + ["--mix", str(hub), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "Baseline: read back" in result.output
+    with open(out / "results.csv") as handle:
+        table = list(csv.DictReader(handle))
+    assert [r["arm"] for r in table] == ["baseline", "related"]
+    assert table[1]["train_samples"] == "8"  # 6 related rows + 2 mixed in
+    assert json.loads((out / "related" / "eval.json").read_text())["scoring"] == "logits"
+
+
 def test_cg_plan_errors_name_the_fix():
     with pytest.raises(ExperimentError, match="--train-config"):
         plan_experiment("no-such-experiment", "hub")
@@ -291,13 +331,18 @@ def test_cg_plan_errors_name_the_fix():
         equal_shares({"a": 3}, 4)
 
 
-def test_cg_run_on_a_config_built_from_fake_archives(tiny_checkpoint, tmp_path):
-    """Fake archives -> medmat build -> hub builder -> `medmat cg run two-43`, paper numbers from the manifests."""
-    pytest.importorskip("medmat.cg")
+@pytest.fixture(scope="module")
+def fake_cg_hub(tmp_path_factory):
+    """Fake archives -> medmat build -> hub builder: a hub folder with cg-two-43 (built once for this module)."""
     sys.path.insert(0, str(ROOT / "bench"))
     from gpu_train import build_cg_hub
 
-    hub = build_cg_hub(tmp_path / "built", "two-43")
+    return build_cg_hub(tmp_path_factory.mktemp("built"), "two-43")
+
+
+def test_cg_run_on_a_config_built_from_fake_archives(tiny_checkpoint, fake_cg_hub, tmp_path):
+    """`medmat cg run two-43` on the config built from fake archives, paper numbers from the manifests."""
+    hub = fake_cg_hub
     plan = plan_experiment("two-43", str(hub))
     assert plan.paper.related is not None and plan.unrelated_configs
     out = tmp_path / "cg"
@@ -315,9 +360,9 @@ def test_cg_run_on_a_config_built_from_fake_archives(tiny_checkpoint, tmp_path):
     assert (out / "chart.png").exists()
 
 
-def test_gpu_bench_smoke_runs_on_cpu(tmp_path):
+def test_gpu_bench_smoke_runs_on_cpu(fake_cg_hub, tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_train.py"), "--smoke",
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_train.py"), "--smoke", "--hub", str(fake_cg_hub),
                            "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     phases = {record["phase"]: record for record in json.loads(out.read_text())}
@@ -325,3 +370,5 @@ def test_gpu_bench_smoke_runs_on_cpu(tmp_path):
     for name in ("plain", "medmat"):
         assert phases[name]["samples_per_s"] > 0 and 0 < phases[name]["mfu"]
     assert 0 <= phases["medmat"]["data_wait_share"] < 1 and phases["medmat"]["steps"] == 3
+    assert phases["eval"]["logits"]["questions_per_s"] > 0 and phases["eval"]["generate"]["questions_per_s"] > 0
+    assert phases["eval"]["logits"]["unparsed"] == 0

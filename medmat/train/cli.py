@@ -25,12 +25,34 @@ LrOpt = Annotated[Optional[float], typer.Option("--lr", help="learning rate")]
 BatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="global batch size")]
 DeviceBatchOpt = Annotated[Optional[int], typer.Option("--per-device-batch-size")]
 StepsOpt = Annotated[Optional[int], typer.Option("--max-steps", help="stop after this many optimizer steps")]
-PrecisionOpt = Annotated[str, typer.Option("--precision", help="auto (bf16 on GPUs that have it), bf16, fp16, fp32")]
+PrecisionOpt = Annotated[str, typer.Option(
+    "--precision", help="auto (GPU: bf16 if fp32 master weights fit, else bf16-kahan; CPU: fp32), bf16 (fp32 master "
+                        "weights + bf16 autocast), bf16-kahan (bf16 weights, Kahan-summed AdamW; torch-optimi), "
+                        "fp16, fp32")]
 SeedOpt = Annotated[int, typer.Option("--seed")]
 WorkersOpt = Annotated[int, typer.Option("--num-workers", help="data-loading worker processes")]
 GcOpt = Annotated[bool, typer.Option("--gradient-checkpointing/--no-gradient-checkpointing")]
 GroupOpt = Annotated[bool, typer.Option("--group-by-length/--no-group-by-length",
                                         help="batch rows of similar token length (less padding)")]
+MinPixelsOpt = Annotated[Optional[int], typer.Option("--min-pixels", help="image floor in pixels (Qwen2-VL-style "
+                                                                          "processors)")]
+MaxPixelsOpt = Annotated[int, typer.Option("--max-pixels", help="image cap in pixels (Qwen2-VL-style processors); "
+                                                                "default 602112 = 768 tokens of 28x28 px")]
+MaxLengthOpt = Annotated[Optional[int], typer.Option("--max-length", help="drop (and count) training rows longer "
+                                                                          "than this many tokens; nothing is cut")]
+SaveStepsOpt = Annotated[int, typer.Option("--save-steps", help="checkpoint every N optimizer steps (0: none)")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue from the last checkpoint (cg run: also skip "
+                                                          "finished arms)")]
+ReportOpt = Annotated[str, typer.Option("--report-to", help="none, tensorboard, wandb, ... (transformers "
+                                                            "integrations)")]
+ScoringOpt = Annotated[str, typer.Option("--scoring", help="generate (greedy reply, option read from text) or "
+                                                           "logits (option letter with the highest logit; faster)")]
+LigerOpt = Annotated[bool, typer.Option("--liger", help="Liger kernels (pip install liger-kernel)")]
+MixOpt = Annotated[Optional[str], typer.Option("--mix", help="extra dataset mixed into training (same forms as "
+                                                             "--data), e.g. general four-option questions")]
+MixConfigOpt = Annotated[Optional[str], typer.Option("--mix-config")]
+MixSplitOpt = Annotated[str, typer.Option("--mix-split")]
+MixSamplesOpt = Annotated[Optional[int], typer.Option("--mix-samples", help="rows of the mixed dataset")]
 
 
 def _missing_extra(exc: ImportError) -> typer.Exit:
@@ -66,10 +88,10 @@ def train_command(
     per_device_batch_size: DeviceBatchOpt = None,
     max_steps: StepsOpt = None,
     max_samples: Annotated[Optional[int], typer.Option("--max-samples", help="train on this many rows at most")] = None,
-    mix: Annotated[Optional[str], typer.Option("--mix", help="extra dataset mixed in (same forms as --data)")] = None,
-    mix_config: Annotated[Optional[str], typer.Option("--mix-config")] = None,
-    mix_split: Annotated[str, typer.Option("--mix-split")] = "train",
-    mix_samples: Annotated[Optional[int], typer.Option("--mix-samples", help="rows of the mixed dataset")] = None,
+    mix: MixOpt = None,
+    mix_config: MixConfigOpt = None,
+    mix_split: MixSplitOpt = "train",
+    mix_samples: MixSamplesOpt = None,
     mode: ModeOpt = "choice",
     precision: PrecisionOpt = "auto",
     freeze_vision: Annotated[bool, typer.Option("--freeze-vision", help="train only the projector and LLM")] = False,
@@ -79,6 +101,13 @@ def train_command(
     group_by_length: GroupOpt = True,
     num_workers: WorkersOpt = 2,
     seed: SeedOpt = 42,
+    min_pixels: MinPixelsOpt = None,
+    max_pixels: MaxPixelsOpt = 602112,
+    max_length: MaxLengthOpt = None,
+    save_steps: SaveStepsOpt = 0,
+    resume: ResumeOpt = False,
+    report_to: ReportOpt = "none",
+    liger: LigerOpt = False,
 ) -> None:
     """Fine-tune an image-text-to-text model on one config's split (loss on the answer tokens only)."""
     try:
@@ -88,7 +117,9 @@ def train_command(
         raise _missing_extra(exc) from exc
     settings = _train_settings(preset_name, method, epochs, lr, batch_size, per_device_batch_size, max_steps, mode,
                                precision, seed, num_workers, gradient_checkpointing, group_by_length,
-                               freeze_vision=freeze_vision, lora_r=lora_r, lora_target=lora_target)
+                               freeze_vision=freeze_vision, lora_r=lora_r, lora_target=lora_target,
+                               min_pixels=min_pixels, max_pixels=max_pixels, max_length=max_length,
+                               save_steps=save_steps, resume=resume, report_to=report_to, liger=liger)
     if mix:
         settings["mix"] = [DataSpec(path=mix, config=mix_config, split=mix_split, max_samples=mix_samples)]
     cfg = TrainConfig(model=model, output_dir=out, **settings)
@@ -111,20 +142,26 @@ def eval_command(
     max_new_tokens: Annotated[Optional[int], typer.Option("--max-new-tokens")] = None,
     precision: PrecisionOpt = "auto",
     seed: SeedOpt = 42,
+    scoring: ScoringOpt = "generate",
+    min_pixels: MinPixelsOpt = None,
+    max_pixels: MaxPixelsOpt = 602112,
 ) -> None:
-    """Score a model on one config's split: option accuracy per subset and per label, with counts."""
+    """Score a model on one config's split (on the GPU when there is one): option accuracy per subset and label."""
     try:
         from .data import load_split, prepare
         from .evaluate import evaluate
-        from .model import load_model, load_processor, pick_dtype
+        from .model import apply_image_budget, inference_dtype, load_model, load_processor
     except ImportError as exc:
         raise _missing_extra(exc) from exc
-    eval_cfg = EvalConfig(mode=mode, batch_size=batch_size, max_new_tokens=max_new_tokens, precision=precision)
+    eval_cfg = EvalConfig(mode=mode, batch_size=batch_size, max_new_tokens=max_new_tokens, precision=precision,
+                          scoring=scoring, min_pixels=min_pixels, max_pixels=max_pixels)
     spec = DataSpec(path=data, config=config, split=split, max_samples=max_samples)
     rows = prepare(load_split(spec, seed), mode, spec.label())
-    net = load_model(model, dtype=pick_dtype(precision))
-    result = evaluate(net, load_processor(model), rows, mode, eval_cfg.batch_size, eval_cfg.max_new_tokens,
-                      progress=True)
+    net = load_model(model, dtype=inference_dtype(precision), device="auto")
+    processor = load_processor(model)
+    apply_image_budget(processor, min_pixels, max_pixels)
+    result = evaluate(net, processor, rows, mode, eval_cfg.batch_size, eval_cfg.max_new_tokens, progress=True,
+                      scoring=eval_cfg.scoring)
     write_eval(result, out)
     overall = result["overall"]
     typer.echo(f"{spec.label()}: {overall['accuracy']}% ({overall['correct']}/{overall['total']}), "
@@ -177,6 +214,18 @@ def cg_run_command(
     num_workers: WorkersOpt = 2,
     seed: SeedOpt = 42,
     manifests: Annotated[Optional[Path], typer.Option("--manifests", help="manifests folder with cg/")] = None,
+    mix: MixOpt = None,
+    mix_config: MixConfigOpt = None,
+    mix_split: MixSplitOpt = "train",
+    mix_samples: MixSamplesOpt = None,
+    scoring: ScoringOpt = "generate",
+    min_pixels: MinPixelsOpt = None,
+    max_pixels: MaxPixelsOpt = 602112,
+    max_length: MaxLengthOpt = None,
+    save_steps: SaveStepsOpt = 0,
+    resume: ResumeOpt = False,
+    report_to: ReportOpt = "none",
+    liger: LigerOpt = False,
 ) -> None:
     """Run one CG experiment: Baseline, Baseline+ and Related; write results.csv/json and chart.png."""
     from .experiments import ExperimentError, plan_experiment, run_experiment, strip_prefix
@@ -190,23 +239,28 @@ def cg_run_command(
         raise typer.Exit(1) from exc
     settings = _train_settings(preset_name, method, epochs, lr, batch_size, per_device_batch_size, max_steps, mode,
                                precision, seed, num_workers, gradient_checkpointing, group_by_length,
-                               save=save_models)
+                               save=save_models, min_pixels=min_pixels, max_pixels=max_pixels,
+                               max_length=max_length, save_steps=save_steps, report_to=report_to, liger=liger)
+    if mix:  # e.g. the general four-option questions the paper mixed into training
+        settings["mix"] = [DataSpec(path=mix, config=mix_config, split=mix_split, max_samples=mix_samples)]
     TrainConfig(model=model, output_dir=Path("."), **settings)  # refuse bad settings before any work
     folder = out or Path("runs") / f"cg-{strip_prefix(cg_id)}"
+    eval_cfg = EvalConfig(mode=mode, batch_size=eval_batch_size, precision=precision, scoring=scoring,
+                          min_pixels=min_pixels, max_pixels=max_pixels)
+    from .data import DataError
+
     try:
-        run_experiment(plan, model, folder, settings,
-                       EvalConfig(mode=mode, batch_size=eval_batch_size, precision=precision), max_test_samples,
-                       log=typer.echo)
+        run_experiment(plan, model, folder, settings, eval_cfg, max_test_samples, log=typer.echo, resume=resume)
     except ImportError as exc:
         raise _missing_extra(exc) from exc
-    except ExperimentError as exc:
+    except (ExperimentError, DataError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"-> {folder / 'results.csv'}, {folder / 'results.json'}, {folder / 'chart.png'}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add `train` and `eval` to `app`, and `run` to the `cg` group (medmat.cg's, or a new one)."""
+    """Add `train` and `eval` to `app`, and `run` to the `cg` group."""
     app.command("train")(train_command)
     app.command("eval")(eval_command)
     group = next(g.typer_instance for g in app.registered_groups if g.name == "cg")

@@ -8,6 +8,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Mode = Literal["choice", "open"]
+# bf16: fp32 master weights, bf16 autocast (16 bytes/parameter of state); bf16-kahan: bf16 weights and
+# torch-optimi's AdamW with Kahan summation (10 bytes/parameter); bf16-pure: bf16 weights and plain AdamW, which
+# loses most updates at the paper's learning rates (kept only to show that); auto: see model.auto_precision.
+Precision = Literal["auto", "bf16", "bf16-kahan", "bf16-pure", "fp16", "fp32"]
+Scoring = Literal["generate", "logits"]
 
 
 class DataSpec(BaseModel):
@@ -39,7 +44,7 @@ class TrainConfig(BaseModel):
     warmup_ratio: float = Field(0.03, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     lr_scheduler: str = "cosine"
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    precision: Precision = "auto"
     gradient_checkpointing: bool = True
     group_by_length: bool = Field(True, description="batch samples of similar token length to keep padding low")
     freeze_vision: bool = False
@@ -53,6 +58,16 @@ class TrainConfig(BaseModel):
     logging_steps: int = Field(10, ge=1)
     save: bool = Field(True, description="save the final model and processor to output_dir/final")
     optim: str = "adamw_torch_fused"
+    min_pixels: int | None = Field(None, ge=1, description="image floor for pixel-range processors (Qwen2-VL)")
+    max_pixels: int | None = Field(602112, ge=1, description="image cap for pixel-range processors: 768 tokens")
+    max_length: int | None = Field(None, ge=8, description="drop training rows longer than this (counted, never "
+                                                           "cut: image tokens stay whole)")
+    save_steps: int = Field(0, ge=0, description="checkpoint every N optimizer steps (0: none)")
+    save_total_limit: int = Field(2, ge=1)
+    resume: bool = Field(False, description="resume from the last checkpoint in output_dir")
+    report_to: str = Field("none", description="transformers integrations: none, tensorboard, wandb, ...")
+    liger: bool = Field(False, description="patch the model with Liger kernels (liger-kernel installed)")
+    attn_implementation: str = "sdpa"
 
     @model_validator(mode="after")
     def _batch_divides(self):
@@ -82,4 +97,8 @@ class EvalConfig(BaseModel):
     mode: Mode = "choice"
     batch_size: int = Field(8, ge=1)
     max_new_tokens: int | None = Field(None, ge=1, description="default: 8 for choice, 64 for open answers")
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    precision: Precision = "auto"
+    scoring: Scoring = Field("generate", description="generate: greedy reply, option read from the text; logits: "
+                                                     "the option letter with the highest next-token logit")
+    min_pixels: int | None = Field(None, ge=1)
+    max_pixels: int | None = Field(602112, ge=1)

@@ -6,7 +6,7 @@
 - Related: trained on the experiment's train split (the related subsets), then scored.
 
 The experiment's definition (unrelated subsets, the paper's numbers) comes from `manifests/cg/*.yaml` through
-`medmat.cg` when it knows the id; explicit options (`ExperimentPlan` fields) override or replace it.
+`medmat.registry.cg_models` when it knows the id; explicit options (`ExperimentPlan` fields) override or replace it.
 """
 
 from __future__ import annotations
@@ -58,16 +58,11 @@ def strip_prefix(cg_id: str) -> str:
 
 
 def manifest_experiment(exp_id: str, manifests: Path | None = None):
-    """The `medmat.cg` Experiment with this id, or None when the CG manifests (or the module) do not have it."""
-    try:
-        from .. import cg as cg_module
-        from ..registry import default_manifests_dir
-    except ImportError:
-        return None
-    load = getattr(cg_module, "load_cg", None)
-    if load is None:
-        return None
-    cg_set, _ = load(Path(manifests) if manifests else default_manifests_dir())
+    """The CG Experiment with this id (`manifests/cg/`), or None when the manifests do not have it."""
+    from ..registry import default_manifests_dir
+    from ..registry.cg_models import load_cg
+
+    cg_set, _ = load_cg(Path(manifests) if manifests else default_manifests_dir())
     return cg_set.experiments.get(exp_id)
 
 
@@ -116,20 +111,14 @@ def plan_experiment(cg_id: str, data: str, manifests: Path | None = None, train_
 
 
 def equal_shares(available: dict[str, int], total: int) -> dict[str, int]:
-    """Split `total` as evenly as possible over the sources, none taking more than it has (the rest moves on)."""
+    """Split `total` as evenly as possible over the sources, none taking more than it has (the rest moves on):
+    the CG allocation rule (`medmat.mat.cg.allocate`), refusing a total the parts cannot hold."""
+    from ..mat.cg import allocate
+
     if total > sum(available.values()):
         raise ExperimentError(f"Baseline+ needs {total} samples but the unrelated configs hold only "
                               f"{sum(available.values())} ({available}); add more --unrelated configs")
-    share = {name: 0 for name in available}
-    left = total
-    open_ = sorted(available)
-    while left:
-        each, extra = divmod(left, len(open_))
-        for i, name in enumerate(open_):
-            share[name] += min(each + (i < extra), available[name] - share[name])
-        left = total - sum(share.values())
-        open_ = [n for n in open_ if share[n] < available[n]]
-    return share
+    return allocate(available, total=total)
 
 
 def baseline_plus_rows(plan: ExperimentPlan, size: int, seed: int):
@@ -145,36 +134,111 @@ def baseline_plus_rows(plan: ExperimentPlan, size: int, seed: int):
     return concatenate_datasets(picked).flatten_indices()
 
 
+def _rank() -> int:
+    import os
+
+    return int(os.environ.get("RANK", "0"))
+
+
+def _world() -> int:
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _barrier() -> None:
+    try:
+        import torch.distributed as dist
+    except ImportError:
+        return
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def free_memory() -> None:
+    """Release what the last arm left: Python garbage first, then the CUDA cache (so the next arm starts clean)."""
+    import gc
+
+    gc.collect()
+    try:
+        import torch
+    except ImportError:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
 def run_experiment(plan: ExperimentPlan, model: str, out: Path, train_cfg: dict, eval_cfg: EvalConfig,
-                   max_test_samples: int | None = None, log=print) -> dict:
-    """Run every arm of `plan`; write results.{csv,json} and chart.png under `out`; return the results."""
+                   max_test_samples: int | None = None, log=print, resume: bool = False) -> dict:
+    """Run every arm of `plan`; write results.{csv,json} and chart.png under `out` after each arm; return them.
+
+    Under torchrun / accelerate (WORLD_SIZE > 1) every rank trains; only rank 0 evaluates and writes, from the
+    model `trainer.save_model` gathered to `<out>/<arm>/final` (so FSDP-sharded models evaluate whole), while the
+    other ranks wait. With `resume`, arms whose eval.json exists are read back instead of rerun, and a trained arm
+    continues from its last checkpoint (train_cfg `save_steps`).
+    """
+    import shutil
+
     from .data import load_split, prepare
     from .evaluate import evaluate
-    from .model import load_model, load_processor, pick_dtype
+    from .model import apply_image_budget, inference_dtype, load_model, load_processor
     from .trainer import train
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     seed = train_cfg.get("seed", 42)
+    distributed, main = _world() > 1, _rank() == 0
     test = prepare(load_split(DataSpec(path=plan.data, config=plan.test_config, split="test",
                                        max_samples=max_test_samples), seed), eval_cfg.mode, plan.test_config)
     related = load_split(DataSpec(path=plan.data, config=plan.train_config, split="train"), seed)
     rows, details = [], {}
+    results: dict = {}
     for arm in ARMS:
         if arm not in plan.arms:
             continue
-        log(f"[{plan.experiment}] {ARM_TITLES[arm]} ...")
-        processor = load_processor(model)
-        summary = {"samples": 0, "steps": 0}
-        if arm == "baseline":
-            net = load_model(model, dtype=pick_dtype(eval_cfg.precision))
+        saved = out / arm / "eval.json"
+        if resume and saved.exists() and (out / arm / "train_summary.json").exists():
+            result = json.loads(saved.read_text())
+            summary = json.loads((out / arm / "train_summary.json").read_text())
+            log(f"[{plan.experiment}] {ARM_TITLES[arm]}: read back from {saved}")
         else:
-            train_rows = related if arm == "related" else baseline_plus_rows(plan, len(related), seed)
-            cfg = TrainConfig(**{**train_cfg, "model": model, "output_dir": out / arm})
-            net, processor, summary = train(cfg, train_rows, processor=processor)
-        result = evaluate(net, processor, test, eval_cfg.mode, eval_cfg.batch_size, eval_cfg.max_new_tokens)
-        (out / arm).mkdir(parents=True, exist_ok=True)
-        (out / arm / "eval.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+            log(f"[{plan.experiment}] {ARM_TITLES[arm]} ...")
+            processor = load_processor(model)
+            apply_image_budget(processor, eval_cfg.min_pixels, eval_cfg.max_pixels)
+            summary = {"samples": 0, "steps": 0}
+            net, result = None, None
+            if arm == "baseline":
+                if main:
+                    net = load_model(model, dtype=inference_dtype(eval_cfg.precision), device="auto")
+            else:
+                train_rows = related if arm == "related" else baseline_plus_rows(plan, len(related), seed)
+                keep = bool(train_cfg.get("save", False))
+                settings = {**train_cfg, "model": model, "output_dir": out / arm, "save": keep or distributed,
+                            "resume": resume}
+                net, processor, summary = train(TrainConfig(**settings), train_rows, processor=processor)
+                summary = {k: v for k, v in summary.items() if k != "config"}
+                if distributed:  # the gathered copy on disk, not this rank's shard
+                    del net
+                    free_memory()
+                    net = load_model(out / arm / "final", dtype=inference_dtype(eval_cfg.precision),
+                                     device="auto") if main else None
+                    if not keep and main:
+                        shutil.rmtree(out / arm / "final", ignore_errors=True)
+                else:
+                    net = net.to(inference_dtype(eval_cfg.precision))
+            if main:
+                result = evaluate(net, processor, test, eval_cfg.mode, eval_cfg.batch_size, eval_cfg.max_new_tokens,
+                                  scoring=eval_cfg.scoring)
+                (out / arm).mkdir(parents=True, exist_ok=True)
+                saved.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+                (out / arm / "train_summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True,
+                                                                         default=str) + "\n")
+            del net
+            free_memory()
+            _barrier()
+        if not main:
+            continue
         overall = result["overall"]
         rows.append({"experiment": plan.experiment, "arm": arm, "train_samples": summary["samples"],
                      "train_steps": summary["steps"], "correct": overall["correct"], "total": overall["total"],
@@ -183,12 +247,12 @@ def run_experiment(plan: ExperimentPlan, model: str, out: Path, train_cfg: dict,
         details[arm] = {"per_subset": result["per_subset"], "per_label": result["per_label"]}
         log(f"[{plan.experiment}] {ARM_TITLES[arm]}: {overall['accuracy']}% ({overall['correct']}/{overall['total']})"
             f", paper {getattr(plan.paper, arm)}")
-        del net
-    results = {"plan": json.loads(plan.model_dump_json()), "rows": rows, "details": details,
-               "train": {k: v for k, v in train_cfg.items()}, "eval": json.loads(eval_cfg.model_dump_json())}
-    write_table(rows, out / "results.csv")
-    (out / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n")
-    bar_chart(plan, rows, out / "chart.png")
+        # Written after every arm: a later arm that fails leaves the finished ones on disk.
+        results = {"plan": json.loads(plan.model_dump_json()), "rows": rows, "details": details,
+                   "train": {k: v for k, v in train_cfg.items()}, "eval": json.loads(eval_cfg.model_dump_json())}
+        write_table(rows, out / "results.csv")
+        (out / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True, default=str) + "\n")
+        bar_chart(plan, rows, out / "chart.png")
     return results
 
 

@@ -1,9 +1,14 @@
 """Read the chosen option out of a model's free-text reply, and score open answers.
 
-Pure Python (no torch), so `medmat eval` can rescore saved predictions anywhere. A reply counts as an option when
-it is a bare letter ("B", "b"), a letter with punctuation ("B.", "(B)", "B)", "B: Stone"), an announced letter
-("Answer: B", "The answer is (B)", "Option B"), the option's text itself ("Stone"), or a reply naming exactly one
-option text. Anything else is unparsed (and wrong), never guessed.
+Pure Python (no torch), so `medmat eval` can rescore saved predictions anywhere. In order:
+
+1. A leading letter wins: "B", "b", "B.", "(B)", "B)", "B: Stone", "B\\n\\nThe image shows a stone", "C is correct".
+   ("A man walks" is prose: a capital followed by a lower-case word is the article, not option A.)
+2. An announced letter: "Answer: B", "The answer is (B)", "The answer is b", "Option B", "It is C".
+3. The option's text, or a reply naming exactly one option text ("Stone", "The image shows a cyst").
+
+A reply that hedges (names two or more options: "A or B", "Both A and B", "Stone or cyst") or negates the option it
+names ("Not a cyst", "not malignant", "It is not B") is unparsed, and so is anything else: never guessed.
 """
 
 from __future__ import annotations
@@ -13,13 +18,22 @@ import string
 
 LETTERS = string.ascii_uppercase
 _OPTION_LINE = re.compile(r"^\s*([A-Z])\s*[:.)]\s*(.+?)\s*$", re.MULTILINE)
-_LEADING = re.compile(r"^\s*[\(\[]?\s*([A-Za-z])\s*(?:[\)\]][.:]?|[.:,;]|\s|$)")
+# A leading letter: bracketed, or followed by punctuation, a line break, the end, or "is (the) correct/right/answer".
+_LEADING = re.compile(
+    r"^\s*(?:[\(\[]\s*([A-Za-z])\s*[\)\]]|([A-Za-z])(?=\s*(?:[.:,;)\]]|\n|$))|"
+    r"([A-Z])(?=\s+(?:is|would be|seems)\s+(?:the\s+)?(?:correct|right|best|answer)\b))")
 _ANNOUNCED = re.compile(
-    r"(?:answer|option|choice)\s*(?:is|would be|:|：|-)?\s*(?:option\s*)?[\(\[]?\s*([A-Z])\s*(?:[\)\]]|\b)",
+    r"(?:answer|option|choice|it)\s*(?:is|would be|:|：|-)?\s*(?:option\s*)?"
+    r"(?:[\(\[]\s*([A-Za-z])\s*[\)\]]|([A-Za-z])(?=\s*(?:[.:,;)\]!]|\n|$))|([A-Z])(?![A-Za-z'])(?!\s+[a-z]))",
     re.IGNORECASE,
 )
-# A capital letter standing alone; "A" followed by a lower-case word is the article, not option A.
-_STANDALONE = re.compile(r"(?<![A-Za-z'])([A-Z])(?![A-Za-z'])(?!\s+[a-z])")
+# A capital letter standing alone; "A" followed by a lower-case word is the article, not option A (but "A or B",
+# "A and B", "A is correct" name option A).
+_STANDALONE = re.compile(r"(?<![A-Za-z'])([A-Z])(?![A-Za-z'])(?!\s+(?!(?:or|and|nor|is)\b)[a-z])")
+_HEDGE = re.compile(r"\b(?:or|either|both|and|nor|neither|maybe|possibly|between)\b|/", re.IGNORECASE)
+_JOINED = re.compile(r"\s*(?:,|/|&|\bor\b|\band\b)", re.IGNORECASE)
+_NEGATION = re.compile(r"\b(?:not|no|never|isn't|isnt|is\s+not|without|rule[sd]?\s+out|unlikely|neither|nor)\b",
+                       re.IGNORECASE)
 
 
 def options_from_question(question_choice: str) -> list[str]:
@@ -39,29 +53,64 @@ def _norm(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s,]", " ", text.lower()).split())
 
 
+def _negated(text: str, start: int) -> bool:
+    """A negation within the three words before position `start` of `text` ("not a cyst", "is not B")."""
+    before = text[:start].split()[-3:]
+    return bool(_NEGATION.search(" ".join(before)))
+
+
 def extract_choice(reply: str, options: list[str]) -> str | None:
-    """The option letter `reply` names among len(options) options, or None when it names none or several."""
+    """The option letter `reply` names among len(options) options, or None when it names none, several, or negates it."""
     valid = LETTERS[: max(len(options), 1)] if options else LETTERS[:4]
     text = (reply or "").strip()
     if not text:
         return None
-    match = _LEADING.match(text)
-    if match and match.group(1).upper() in valid:
-        rest = text[match.end():].strip()
-        # "A man..." is prose, not option A: a leading letter counts when nothing follows, or punctuation marked it.
-        marked = text[len(match.group(0).rstrip()) - 1] in ").:]," or match.group(0).lstrip().startswith(("(", "["))
-        if not rest or marked:
-            return match.group(1).upper()
+    leading = _LEADING.match(text)
+    if leading:
+        letter = next(g for g in leading.groups() if g).upper()
+        rest = text[leading.end():]
+        first_line = rest.split("\n", 1)[0]
+        if letter in valid:
+            # "B, C", "B or C", "B/C": a second option right after the first is a hedge, refused.
+            hedged = _JOINED.match(first_line) and _letters_in(first_line[:16], valid)
+            return None if hedged else letter
+    letters = _letters_in(text, valid)
+    texts = _option_texts_in(text, options)
+    named = {letter for letter, _ in letters} | {letter for letter, _ in texts}
+    if len(named) > 1 and _HEDGE.search(text):
+        return None  # "Both A and B", "Stone or cyst"
+    if any(_negated(text, start) for _, start in letters + texts):
+        return None  # "Not a cyst", "It is not B"
     for found in _ANNOUNCED.finditer(text):
-        if found.group(1).upper() in valid and (found.group(1).isupper() or len(text) <= 12):
-            return found.group(1).upper()
+        letter = next(g for g in found.groups() if g).upper()
+        if letter in valid:
+            return letter
     by_text = _match_option_text(text, options)
     if by_text is not None:
         return by_text
-    standalone = {m.group(1) for m in _STANDALONE.finditer(text) if m.group(1) in valid}
+    standalone = {letter for letter, _ in letters}
     if len(standalone) == 1 and len(text.split()) <= 4:
         return standalone.pop()
     return None
+
+
+def _letters_in(text: str, valid: str) -> list[tuple[str, int]]:
+    return [(m.group(1), m.start()) for m in _STANDALONE.finditer(text) if m.group(1) in valid]
+
+
+def _option_texts_in(text: str, options: list[str]) -> list[tuple[str, int]]:
+    """(letter, position) of every option text found in `text` (a longer option hides its own substring)."""
+    lowered = text.lower()
+    hits = []
+    for index, option in enumerate(options):
+        needle = option.strip().lower()
+        if not needle:
+            continue
+        for m in re.finditer(rf"(?<!\w){re.escape(needle)}(?!\w)", lowered):
+            hits.append((index, m.start(), m.end()))
+    kept = [h for h in hits if not any(o != h and o[1] <= h[1] and h[2] <= o[2] and (o[2] - o[1]) > (h[2] - h[1])
+                                       for o in hits)]
+    return [(LETTERS[i], start) for i, start, _ in kept]
 
 
 def _match_option_text(text: str, options: list[str]) -> str | None:
