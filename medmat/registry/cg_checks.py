@@ -173,12 +173,14 @@ def _kind_problems(reg: Registry, cg: CGSet, exp: Experiment, problem) -> list[P
     share = exp.shares_training_with
     if share:
         other = cg.experiments.get(share)
-        if other is None or other.shares_training_with not in (None, share):
+        if other is None and cg.unreadable:
+            pass
+        elif other is None or other.shares_training_with not in (None, share):
             problem("shares_training_with", f"{share!r} is no experiment that trains", "name the group's first one")
         elif sorted(other.train) != sorted(exp.train) or other.caps != exp.caps:
             problem("shares_training_with", f"{share} trains on other data or caps", "share only identical training")
     src = cg.experiments.get(exp.derived_from) if exp.derived_from else None
-    if exp.derived_from and src is None:
+    if exp.derived_from and src is None and not cg.unreadable:  # else it may sit in the unreadable file
         problem("derived_from", f"{exp.derived_from!r} is no experiment", "name a two-source row, e.g. two-05")
     if src is not None:
         if src.target != exp.target:
@@ -192,7 +194,7 @@ def _kind_problems(reg: Registry, cg: CGSet, exp: Experiment, problem) -> list[P
                     f"use {bp.subsets}")
         if exp.arm == "unrelated" and exp.direction is not Direction.all_unrelated:
             problem("direction", "an Unrelated arm is all_unrelated", "set direction: all_unrelated")
-    if exp.kind is Kind.data_limited and exp.origin == "paper":
+    if exp.kind is Kind.data_limited and exp.origin == "paper" and not cg.unreadable:
         picks = data_limited_rows(cg)
         chosen = {v["chosen"] for sec in picks.values() for v in sec.values()}
         if exp.derived_from not in chosen:

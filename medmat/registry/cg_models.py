@@ -222,6 +222,7 @@ class CGSet:
     files: dict[str, str] = field(default_factory=dict)  # id -> shown path
     positions: dict[str, int] = field(default_factory=dict)  # id -> index in its file's `experiments`
     relatedness: Relatedness = Relatedness()
+    unreadable: list[str] = field(default_factory=list)  # files that did not parse (their ids are unknown)
 
     def where(self, exp_id: str, attr: str = "") -> tuple[str, str]:
         """(file, field path) of an experiment's field, for problems."""
@@ -256,6 +257,7 @@ def load_cg(manifests_root: Path) -> tuple[CGSet, list[Problem]]:
         parsed, found = parse_model(ExperimentFile, path, shown)
         problems += found
         if parsed is None:
+            cg.unreadable.append(shown)
             continue
         for i, exp in enumerate(parsed.experiments):
             if exp.kind is not parsed.family:
