@@ -213,6 +213,10 @@ def training_plan(exp: Experiment, available: Mapping[str, int]) -> dict[str, in
     adds exactly `target_train_samples` on top, as the paper's data-limited settings do (§5: "the same amount of
     target data, with or without related data"). Raises CGError when the target part holds too few samples."""
     plan = allocate({s: available.get(s, 0) for s in exp.train}, exp.caps.per_subset, exp.caps.total)
+    if exp.caps.exact and exp.caps.total is not None and sum(plan.values()) < exp.caps.total:
+        raise CGError(f"cg-{exp.id} holds its volume at {exp.caps.total} samples (as the paper does) but "
+                      f"{' + '.join(exp.train)} give only {sum(plan.values())} ({plan}); build the full split of these "
+                      f"subsets (caps.split {exp.caps.split!r}) or add data")
     if exp.target_train_samples:
         have = available.get(TARGET_PART, 0)
         if have < exp.target_train_samples:
