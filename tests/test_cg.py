@@ -413,3 +413,53 @@ def test_caps_give_the_capped_training_size_by_a_seeded_rule(shipped):
         s: 3000 for s in cg.experiments["two-04"].train}  # per-subset cap 3,000, no total
     with pytest.raises(CGError, match="needs 500"):
         training_plan(exp, {"05": 10, "28": 10, TARGET_PART: 20})
+
+
+def test_table9_sds_are_sample_sds_of_its_runs(shipped):
+    """Table 9 prints runs and mean +- SD: the SD is the sample SD (n - 1), which `medmat cg run` reports too."""
+    import statistics
+
+    from medmat.train.cg_kinds import summarise
+
+    _, cg = shipped
+    repeats = [e for e in cg.experiments.values() if e.kind.value == "repeats"]
+    assert len(repeats) == 8
+    for e in repeats:
+        p = e.paper
+        assert statistics.stdev(p.runs) == pytest.approx(p.sd, abs=0.011), e.id
+        assert statistics.fmean(p.runs) == pytest.approx(p.trained, abs=0.011), e.id
+        got = summarise([{"arm": "trained", "shots": None, "target": e.target, "value": v} for v in p.runs])[0]
+        assert got["sd"] == pytest.approx(p.sd, abs=0.011) and got["n"] == 3
+
+
+def test_paper_relatedness_reading_reproduces_13_11_and_11_13(shipped):
+    reg, cg = shipped
+    from medmat.registry.cg_checks import reading_counts
+
+    # §4: "13:11 for Subset 03 and 11:13 for Subset 28"; the vocabulary's own elements give 6:18 and 10:14.
+    assert reading_counts(reg, cg, "paper-scaling", "03") == (13, 11)
+    assert reading_counts(reg, cg, "paper-scaling", "28") == (11, 13)
+    assert reading_counts(reg, cg, "", "03") == (6, 18) and reading_counts(reg, cg, "", "28") == (10, 14)
+    out = _run("related", "28")
+    assert "10 Related : 14 Unrelated" in out and "11 : 13 as reading paper-scaling" in out
+    assert "the paper states 11:13" in out
+
+
+def test_data_limited_follows_the_paper_selection_rule(shipped):
+    from medmat.registry.cg_checks import data_limited_rows
+
+    _, cg = shipped
+    picks = data_limited_rows(cg)
+    # §5.1 candidates, by hand from Table 3: CG helps and Trained - max(Baseline, Baseline+) >= 10.
+    assert picks["5.1"]["fixed_modality"]["candidates"] == ["two-05"]
+    assert picks["5.1"]["fixed_area"]["candidates"] == ["two-15", "two-16", "two-17"]
+    assert picks["5.1"]["fixed_task"]["candidates"] == [f"two-{r}" for r in (19, 20, 21, 23, 24, 25, 26, 30)]
+    assert picks["5.1"]["modality_area_pair"]["candidates"] == ["two-33", "two-34", "two-40"]
+    # §5.2 candidates: the ✗ rows of each segment (rows 4, 18, 22, 27, 38, 39).
+    assert [v["candidates"] for v in picks["5.2"].values()] == [["two-04"], ["two-18"], ["two-22", "two-27"],
+                                                                 ["two-38", "two-39"]]
+    for exp in cg.experiments.values():
+        if exp.kind.value == "data-limited" and exp.origin == "paper":
+            src = cg.experiments[exp.derived_from]
+            bp = src.controls.baseline_plus.subsets
+            assert exp.train == (src.train if exp.arm == "related" else bp), exp.id

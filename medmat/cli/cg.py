@@ -218,3 +218,26 @@ def related_cmd(
         out += ["", f"Baseline+: {exc}"]
     typer.echo("\n".join(out))
 
+
+
+@cg_app.command("report")
+def report_cmd(
+    results: Annotated[list[Path], typer.Argument(help="results.json files or the folders `medmat cg run` wrote")],
+    out: Annotated[Path, typer.Option("--out", help="folder for <table>.md, <table>.png and report.md")] = Path(
+        "runs/report"),
+    table: Annotated[Optional[list[str]], typer.Option(
+        "--table", help="table3, table10, fig4, pilot, backbones, repeats, few-shot, cls-det, data-limited "
+        "(repeatable; default: every table with a result of ours)")] = None,
+    manifests: ManifestsOpt = None,
+) -> None:
+    """Render the paper's tables in the paper's shape, its numbers beside ours (Markdown and a chart each)."""
+    from ..cg_report import ReportError, report
+
+    reg, cg = load_experiments_or_exit(manifests)
+    try:
+        written = report(results, out, table, cg, reg)
+    except ReportError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    typer.echo((out / "report.md").read_text())
+    typer.echo("-> " + ", ".join(str(p) for p in written))

@@ -281,13 +281,15 @@ def run_kind(exp_id: str, data: str, model: str, out: Path, train_cfg: dict, eva
         del net
     n_trained = 0
     if trainable:
-        for r in range(repeats):
+        # Few-shot repeats draw the shots anew for one trained model; other repeats train anew.
+        for r in range(1 if exp.shots else repeats):
             try:
                 rows = training_rows(exp, data, seed + r, box_style=style)
             except CGError as exc:
                 raise KindError(str(exc)) from exc
             net, processor, n_trained = trained_model(rows, TRAINED, seed + r)
-            evaluate_all(net, processor, TRAINED, r, seed + r, n_trained)
+            for e in range(repeats if exp.shots else 1):
+                evaluate_all(net, processor, TRAINED, r + e, seed + r + e, n_trained)
             del net
     bp = exp.controls.baseline_plus
     if bp and trainable:
