@@ -165,3 +165,14 @@ def test_run_refuses_a_volume_the_data_cannot_hold(hub, checkpoint, tmp_path):
         "--max-steps", "1", "--batch-size", "2", "--per-device-batch-size", "2", "--precision", "fp32",
         "--num-workers", "0", "--no-gradient-checkpointing", "--scale", "1"])
     assert result.exit_code == 1 and "holds its volume at 15000" in result.output
+
+
+def test_same_inputs_and_seed_give_byte_identical_results(results, hub, checkpoint, tmp_path):
+    result = CliRunner().invoke(app, [
+        "cg", "run", "three-03", "--model", str(checkpoint), "--data", str(hub), "--out", str(tmp_path / "again"),
+        "--scale", "0.001", "--max-steps", "1", "--batch-size", "2", "--per-device-batch-size", "2",
+        "--precision", "fp32", "--num-workers", "0", "--no-gradient-checkpointing", "--box-style", "qwen-vl",
+        "--max-test-samples", "2"])
+    assert result.exit_code == 0, result.output
+    for name in ("results.json", "results.csv"):
+        assert (tmp_path / "again" / name).read_bytes() == (results / "three-03" / name).read_bytes()

@@ -221,9 +221,12 @@ def cg_run_command(
 
 def cg_kind_of(cg_id: str, manifests: Path | None) -> str | None:
     """The family of a CG experiment in the manifests, or None when it is not there."""
-    from .experiments import manifest_experiment, strip_prefix
+    from ..registry import default_manifests_dir
+    from ..registry.cg_models import load_cg
+    from .experiments import strip_prefix
 
-    exp = manifest_experiment(strip_prefix(cg_id), manifests)
+    cg, _ = load_cg(Path(manifests) if manifests else default_manifests_dir())
+    exp = cg.experiments.get(strip_prefix(cg_id))
     return exp.kind.value if exp is not None else None
 
 
