@@ -282,6 +282,27 @@ FAULTS = [
      "direction", "30 share(s) the target's area"),
     ("target-only-with-train", "cg/ours-data-limited.yaml", "limited-03-r0-t500", lambda e: e.update(train=["05"]),
      "direction", "target_only takes no train"),
+    ("scaling-not-exact", "cg/scaling.yaml", "scale-03-no-task", lambda e: e["caps"].update(exact=False), "caps",
+     "exact False"),
+    ("scaling-capped", "cg/scaling.yaml", "scale-03-no-task", lambda e: e["caps"].update(per_subset=3000),
+     "caps.per_subset", "cannot reach the constant 15000"),
+    ("unrelated-arm-not-baseline-plus", "cg/data-limited.yaml", "dl51-modality-unrelated-r1000",
+     lambda e: e.update(train=["15", "16"]), "train", "differs from two-05's Baseline+"),
+    ("re-run-other-pair", "cg/backbones.yaml", "backbone-09", lambda e: e.update(train=["26", "31"]), "train",
+     "differs from two-09's"),
+    ("data-limited-row-not-picked", "cg/data-limited.yaml", "dl51-modality-related-r1000",
+     lambda e: e.update(derived_from="two-15", target="03", train=["04", "28"], direction="fixed_area"),
+     "derived_from", "is not a row the paper's selection rule picks"),
+    ("multi-task-misses-a-subset", "cg/pilot.yaml", "pilot-multi-02", lambda e: e.update(train=e["train"][1:]),
+     "train", "multi-task trains on every ID subset"),
+    ("single-task-other-subset", "cg/pilot.yaml", "pilot-single-02", lambda e: e.update(train=["03"]), "train",
+     "single-task trains on the target alone"),
+    ("box-answer-on-classification", "cg/cls-det.yaml", "clsdet-01", lambda e: e.update(answer="box"), "answer",
+     "need a detection/segmentation target"),
+    ("repeats-once", "cg/repeats.yaml", "repeat-09", lambda e: e.update(repeats=1), "repeats", "is 1 in a repeats"),
+    ("few-shot-without-shots", "cg/few-shot.yaml", "fewshot-cg", lambda e: e.update(shots=[]), "shots", "is empty"),
+    ("unknown-reading", "cg/scaling.yaml", "scale-28-no-area", lambda e: e.update(reading="paper-x"), "reading",
+     "names no reading"),
     ("unsafe-id", TWO, "two-01", lambda e: e.update(id="two/01"), "id", "pattern"),
     ("unknown-key", TWO, "two-01", lambda e: e.update(trian=["03"]), "trian", "Extra inputs"),
     ("bad-direction", TWO, "two-01", lambda e: e.update(direction="sideways"), "direction", "fixed_modality"),
@@ -320,6 +341,14 @@ def test_near_groups_must_use_the_vocabulary(full_copy):
     full_copy.edit("cg/relatedness.yaml", lambda d: d["near"][0].update(values=["lung", "thorax"]))
     _, problems = validate(full_copy.root)
     assert [(p.field, "'thorax'" in p.message) for p in problems] == [("near[0].values", True)]
+
+
+def test_a_reading_must_give_the_paper_counts(full_copy):
+    full_copy.edit("cg/relatedness.yaml", lambda d: d["readings"][0]["task"].pop("21"))
+    _, problems = validate(full_copy.root)
+    assert [(p.field, p.message) for p in problems if p.file.endswith("relatedness.yaml")] == [
+        ("readings[0].expected.28", "reading paper-scaling gives 10:14 Related:Unrelated for 28, the paper states "
+                                    "11:13")]
 
 
 def test_validate_cli_reports_cg_faults(full_copy):
@@ -375,7 +404,16 @@ def test_cg_related_json_and_unknown_subset():
 def test_cg_list_and_show():
     out = _run("list", "--kind", "two-source")
     assert out.splitlines()[0].startswith("43 experiment(s)")
-    assert re.search(r"^cg-two-04 +two-source +fixed_modality +25 \+ 28 -> 26 +49 / 53 / 51$", out, re.M)
+    assert re.search(r"^cg-two-04 +two-source +fixed_modality +25 \+ 28 -> 26 +LLaVA 49 / 53 / 51$", out, re.M)
+    assert re.search(r"^  two-source +43 of the paper \(Table 3\)$", out, re.M)
+    out = _run("list")
+    for family, count, table in (("three-source", 9, "Table 10"), ("scaling", 12, "Fig. 4"), ("pilot", 62, "Tables 1-2"),
+                                 ("cls-det", 12, "Tables 13-14, 5, 6"), ("repeats", 8, "Table 9"),
+                                 ("backbones", 8, "Tables 4, 11, 12, 15"), ("few-shot", 2, "Table 16")):
+        assert re.search(rf"^  {family} +{count} of the paper \({table}\)", out, re.M), family
+    assert re.search(r"^cg-backbone-09 .* Qwen2-VL 61 / \? / 65; Llama-3.2 52 / \? / 59; HuatuoGPT \+6.12$", out, re.M)
+    assert re.search(r"^cg-repeat-16 .* x3 +LLaVA 30 / \? / 48.66 ±1.15$", out, re.M)
+    assert re.search(r"^cg-clsdet-det-02 .* box +Next-Chat \+8.4 ciou; MiniGPT-v2 \+7.6 ciou$", out, re.M)
     out = _run("list", "--target", "3")
     assert "cg-scale-03-all-data" in out and "cg-two-25" in out and "cg-two-04 " not in out
     out = _run("show", "cg-two-21")
