@@ -7,6 +7,8 @@ and the experiments of `manifests/cg/`, and renders, as Markdown and a PNG chart
   direction segments, each cell "paper / ours";
 - Table 10 (three-source): modality, area, task sources | target | Baseline | Trained | CG helps;
 - Fig. 4 (scaling): per target, Baseline and the six settings in the paper's x-axis order;
+- Figs. 5-6 (`curves`): per panel, the Related and Unrelated curves over the samples added (ours only: the paper
+  prints no values);
 - the other families in one table each (pilot, backbones, repeats with runs and mean ± SD, few-shot by shots,
   classification <-> detection with cIoU, data-limited curves).
 
@@ -28,7 +30,8 @@ SEGMENTS = (("A. Fixed modality", range(1, 15)), ("B. Fixed area", range(15, 19)
 FIG4_ORDER = ("all-unrelated", "all-related", "no-modality", "no-area", "no-task", "all-data")
 FIG4_TITLES = {"baseline": "Baseline", "all-unrelated": "All Unrelated", "all-related": "All Related",
                "no-modality": "w/o Modality", "no-area": "w/o Area", "no-task": "w/o Task", "all-data": "All Data"}
-TABLES = ("table3", "table10", "fig4", "pilot", "backbones", "repeats", "few-shot", "cls-det", "data-limited")
+TABLES = ("table3", "table10", "fig4", "curves", "pilot", "backbones", "repeats", "few-shot", "cls-det",
+          "data-limited")
 
 
 class ReportError(ValueError):
@@ -107,7 +110,8 @@ def table3(cg: CGSet, ours: dict, reg=None) -> tuple[str, list[dict]]:
     rows = sorted((e for e in cg.experiments.values() if e.kind is Kind.two_source and e.origin == "paper"),
                   key=_row_no)
     lines = ["## Table 3: two-source CG (LLaVA-1.5-7B; each cell paper / ours, accuracy %)", "",
-             "| # | Related combination (paper's names) | subsets | Target | Baseline | Baseline+ | Trained | CG helps |",
+             "| # | Related combination (paper's names) | subsets | Target | Baseline | Baseline+ | Trained "
+             "| CG helps |",
              "|---|---|---|---|---|---|---|---|"]
     chart = []
     for title, span in SEGMENTS:
@@ -207,7 +211,38 @@ def family_table(cg: CGSet, ours: dict, kind: Kind, reg=None) -> tuple[str, list
     return "\n".join(lines) + "\n", chart
 
 
-RENDER = {"table3": table3, "table10": table10, "fig4": fig4}
+PANELS = (("modality", "Fix Modality"), ("area", "Fix Area"), ("task", "Fix Task"), ("pair", "Modality-area group"))
+
+
+def curves(cg: CGSet, ours: dict, reg=None) -> tuple[str, list[dict]]:
+    """Figs. 5-6: per panel, the Related and Unrelated curves over the data added (paper prints no values)."""
+    lines = ["## Figs. 5-6: data-limited curves (LLaVA-1.5-7B; ours, accuracy %; the paper prints curves only)", ""]
+    chart = []
+    for section, fig, axis in (("51", "Fig. 5 (§5.1, no target data)", "r"),
+                               ("52", "Fig. 6 (§5.2, target data)", "t")):
+        exps = [e for e in cg.experiments.values() if e.kind is Kind.data_limited and e.id.startswith(f"dl{section}-")]
+        sizes = sorted({int(e.id.rsplit("-", 1)[-1][1:]) for e in exps})
+        xs = ([0] if section == "51" else []) + sizes
+        lines += [f"### {fig}", "", "| panel (row) | curve | " + " | ".join(str(x) for x in xs) + " |",
+                  "|---|---|" + "---|" * len(xs)]
+        for short, title in PANELS:
+            mine = [e for e in exps if e.id.startswith(f"dl{section}-{short}-")]
+            if not mine:
+                continue
+            src = mine[0].derived_from
+            base = (_ours(ours, mine[0].id, "baseline") or {}).get("mean")
+            for arm in ("related", "unrelated"):
+                values = [base] if section == "51" else []
+                for n in sizes:
+                    got = _ours(ours, f"dl{section}-{short}-{arm}-{axis}{n}", "trained")
+                    values.append(got["mean"] if got else None)
+                lines.append(f"| {title} ({src}) | {arm.title()} | " + " | ".join(_fmt(v) for v in values) + " |")
+                chart.append({"label": f"{fig[:6]} {title} {arm}", "x": xs, "ours": values, "paper": []})
+        lines.append("")
+    return "\n".join(lines), chart
+
+
+RENDER = {"table3": table3, "table10": table10, "fig4": fig4, "curves": curves}
 FAMILY = {"pilot": Kind.pilot, "backbones": Kind.backbones, "repeats": Kind.repeats, "few-shot": Kind.few_shot,
           "cls-det": Kind.cls_det, "data-limited": Kind.data_limited}
 SERIES = {"table3": ("Baseline", "Baseline+", "Trained"), "table10": ("Baseline", "Trained"),
@@ -229,6 +264,23 @@ def chart(name: str, data: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if name == "curves":
+        fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
+        for r in data:
+            pts = [(x, v) for x, v in zip(r["x"], r["ours"]) if v is not None]
+            if pts:
+                ax.plot(*zip(*pts), marker="o", linestyle="-" if r["label"].endswith(" related") else "--",
+                        label=r["label"])
+        ax.set_xlabel("samples added")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(0, 105)
+        ax.set_title("Figs. 5-6 (ours): Related solid, Unrelated dashed", fontsize=9)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=5, ncol=2)
+        fig.tight_layout()
+        fig.savefig(path, metadata={"Software": None})
+        plt.close(fig)
+        return
     rows = [r for r in data if any(v is not None for v in r["ours"])] or data[:1]
     series = SERIES.get(name, ("Baseline", "Trained"))
     k = len(series)
@@ -256,9 +308,9 @@ def report(results: list[Path], out: Path, tables: list[str] | None, cg: CGSet, 
     ours = load_results(results)
     if not tables:
         kinds = {cg.experiments[e].kind for e in ours if e in cg.experiments}
-        tables = [t for t in TABLES if (RENDER.get(t) and {"table3": Kind.two_source, "table10": Kind.three_source,
-                                                             "fig4": Kind.scaling}[t] in kinds)
-                  or FAMILY.get(t) in kinds]
+        own = {"table3": Kind.two_source, "table10": Kind.three_source, "fig4": Kind.scaling,
+               "curves": Kind.data_limited}
+        tables = [t for t in TABLES if own.get(t, FAMILY.get(t)) in kinds]
     unknown = sorted(e for e in ours if e not in cg.experiments)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

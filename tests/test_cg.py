@@ -407,8 +407,8 @@ def test_cg_list_and_show():
     assert re.search(r"^cg-two-04 +two-source +fixed_modality +25 \+ 28 -> 26 +LLaVA 49 / 53 / 51$", out, re.M)
     assert re.search(r"^  two-source +43 of the paper \(Table 3\)$", out, re.M)
     out = _run("list")
-    for family, count, table in (("three-source", 9, "Table 10"), ("scaling", 12, "Fig. 4"), ("pilot", 62, "Tables 1-2"),
-                                 ("cls-det", 12, "Tables 13-14, 5, 6"), ("repeats", 8, "Table 9"),
+    for family, count, table in (("three-source", 9, "Table 10"), ("scaling", 12, "Fig. 4"),
+                                 ("pilot", 62, "Tables 1-2"), ("cls-det", 12, "Tables 13-14, 5, 6"), ("repeats", 8, "Table 9"),
                                  ("backbones", 8, "Tables 4, 11, 12, 15"), ("few-shot", 2, "Table 16")):
         assert re.search(rf"^  {family} +{count} of the paper \({table}\)", out, re.M), family
     assert re.search(r"^cg-backbone-09 .* Qwen2-VL 61 / \? / 65; Llama-3.2 52 / \? / 59; HuatuoGPT \+6.12$", out, re.M)

@@ -139,8 +139,8 @@ def test_detection_target_is_scored_by_ciou(results):
 
 
 def test_report_renders_table3_table10_fig4_beside_the_paper(results, tmp_path):
-    result = CliRunner().invoke(app, ["cg", "report", str(results), "--out", str(tmp_path), "--table", "table3",
-                                      "--table", "table10", "--table", "fig4", "--table", "repeats"])
+    tables = [arg for t in ("table3", "table10", "fig4", "repeats", "curves") for arg in ("--table", t)]
+    result = CliRunner().invoke(app, ["cg", "report", str(results), "--out", str(tmp_path), *tables])
     assert result.exit_code == 0, result.output
     t3 = (tmp_path / "table3.md").read_text().splitlines()
     numbered = [line for line in t3 if re.match(r"\| \d+ \|", line)]
@@ -154,7 +154,9 @@ def test_report_renders_table3_table10_fig4_beside_the_paper(results, tmp_path):
     assert [line.count("|") for line in f4] == [9, 9]  # target + Baseline + six settings
     assert re.search(r"\| 38 / [\d.]+ \|", f4[1]) and "| 76 / – |" in f4[0]
     assert "37.31 → 43.78 ± 0.87 (runs 43.28 / 44.78 / 43.28)" in (tmp_path / "repeats.md").read_text()
-    for name in ("table3", "table10", "fig4"):
+    fig6 = (tmp_path / "curves.md").read_text()
+    assert re.search(r"^\| Fix Modality \(two-04\) \| Related \| – \| [\d.]+ \| – \| – \| – \|$", fig6, re.M), fig6
+    for name in ("table3", "table10", "fig4", "curves"):
         assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -63,7 +63,8 @@ def list_cmd(
     typer.echo(f"{len(rows)} experiment(s); paper numbers: model baseline / baseline+ / trained (± SD over runs), a "
                "gain, or shots:value")
     for k, (paper, ours) in counts.items():
-        typer.echo(f"  {k:<13} {paper:>3} of the paper ({FAMILY_TABLES.get(k, '')})" + (f", {ours} ours" if ours else ""))
+        typer.echo(f"  {k:<13} {paper:>3} of the paper ({FAMILY_TABLES.get(k, '')})"
+                   + (f", {ours} ours" if ours else ""))
     for e in rows:
         extra = f" +{e.target_train_samples} target" if e.target_train_samples else ""
         train = " + ".join(e.train) if len(e.train) <= 4 else f"{len(e.train)} subsets"
@@ -205,7 +206,8 @@ def related_cmd(
 
     if target in id_pool(reg) or target in {t for r in cg.relatedness.readings for t in r.expected}:
         own = reading_counts(reg, cg, "", target)
-        out += ["", f"Among the 25 ID subsets: {own[0]} Related : {own[1]} Unrelated with the vocabulary's task elements"]
+        out += ["", f"Among the 25 ID subsets: {own[0]} Related : {own[1]} Unrelated with the vocabulary's task "
+                "elements"]
         for r in cg.relatedness.readings:
             got = reading_counts(reg, cg, r.name, target)
             want = r.expected.get(target)
@@ -226,8 +228,8 @@ def report_cmd(
     out: Annotated[Path, typer.Option("--out", help="folder for <table>.md, <table>.png and report.md")] = Path(
         "runs/report"),
     table: Annotated[Optional[list[str]], typer.Option(
-        "--table", help="table3, table10, fig4, pilot, backbones, repeats, few-shot, cls-det, data-limited "
-        "(repeatable; default: every table with a result of ours)")] = None,
+        "--table", help="table3, table10, fig4, curves (Figs. 5-6), pilot, backbones, repeats, few-shot, cls-det, "
+        "data-limited (repeatable; default: every table with a result of ours)")] = None,
     manifests: ManifestsOpt = None,
 ) -> None:
     """Render the paper's tables in the paper's shape, its numbers beside ours (Markdown and a chart each)."""

@@ -235,7 +235,12 @@ def cg_run_kind(cg_id, model, data, out, settings, eval_cfg, manifests, box_styl
     from .cg_kinds import KindError, run_kind
     from .experiments import strip_prefix
 
+    from .scoring import STYLES
+
     TrainConfig(model=model, output_dir=Path("."), **settings)  # refuse bad settings before any work
+    if box_style is not None and box_style not in STYLES:
+        typer.echo(f"--box-style {box_style!r} is not a box style; use one of {', '.join(STYLES)}", err=True)
+        raise typer.Exit(2)
     folder = out or Path("runs") / f"cg-{strip_prefix(cg_id)}"
     try:
         run_kind(strip_prefix(cg_id), data, model, folder, settings, eval_cfg, manifests, box_style,
