@@ -45,15 +45,24 @@ def test_every_paper_experiment_is_present(shipped):
     for exp in cg.experiments.values():
         by_kind.setdefault(exp.kind.value, []).append(exp.id)
     assert sorted(by_kind["two-source"]) == [f"two-{i:02d}" for i in range(1, 44)]
-    assert len(by_kind["three-source"]) == 3
-    # 6 settings x targets 03 and 28
+    paper = {}
+    for exp in cg.experiments.values():
+        if exp.origin == "paper":
+            paper.setdefault(exp.kind.value, []).append(exp.id)
+    # Counts of the paper's tables (shared/spec/paper-facts.md): Table 10 has 9 rows; Fig. 4 six bars per target;
+    # Tables 13-14 eight pairs + Table 5 two detection + Table 6 two segmentation targets; Table 1 25 ID subsets
+    # (single-task) and Tables 1-2 25 + 12 columns (multi-task); Tables 4/11/12/15 and 9 eight combinations; Table 16
+    # two model rows.
+    assert {k: len(v) for k, v in paper.items()} == {
+        "two-source": 43, "three-source": 9, "scaling": 12, "data-limited": 64, "cls-det": 12, "pilot": 25 + 37,
+        "backbones": 8, "repeats": 8, "few-shot": 2}
     assert sorted(by_kind["scaling"]) == sorted(f"scale-{t}-{s}" for t in ("03", "28") for s in (
         "all-data", "all-related", "all-unrelated", "no-modality", "no-area", "no-task"))
-    # related 0..3000 step 1000 x target 0..2000 step 500, less (0, 0) which is the Baseline, per target
-    assert sorted(by_kind["data-limited"]) == sorted(
-        f"limited-{t}-r{r}-t{d}" for t in ("03", "28") for r in range(0, 3001, 1000) for d in range(0, 2001, 500)
-        if r or d)
-    assert len(by_kind["cls-det"]) == 8
+    # Ours stays, apart: our data-limited grid (related 0..3000 x target 0..2000 less (0, 0)) and cls-det pairs.
+    ours = sorted(e.id for e in cg.experiments.values() if e.origin == "ours")
+    assert ours == sorted([f"limited-{t}-r{r}-t{d}" for t in ("03", "28") for r in range(0, 3001, 1000)
+                           for d in range(0, 2001, 500) if r or d] + [f"ours-clsdet-{i:02d}" for i in range(1, 9)])
+    assert all(cg.files[i].split("/")[-1].startswith("ours-") for i in ours)
 
 
 def test_ids_are_safe_hub_config_names(shipped):
@@ -67,7 +76,7 @@ def test_validate_passes_and_checks_the_cg_folder(shipped):
     registry, problems = validate()
     assert problems == []
     cg, load_problems = load_cg(registry.root)
-    assert load_problems == [] and len(cg.experiments) == 104
+    assert load_problems == [] and len(cg.experiments) == 43 + 9 + 12 + 64 + 12 + 62 + 8 + 8 + 2 + 38 + 8
 
 
 def test_two_source_rows_match_the_paper_table(shipped):
@@ -105,8 +114,9 @@ def test_stored_lists_are_what_the_generator_makes(shipped):
         if bp:
             assert bp.subsets == baseline_plus(reg, exp.target, exp.train, bp.seed, cg.relatedness), exp.id
         if exp.kind.value == "scaling":
-            assert exp.train == scaling_sets(reg, exp.target, cg.relatedness)[exp.direction], exp.id
-            assert (exp.caps.total, exp.caps.per_subset) == (15000, 3000)
+            reading = cg.relatedness.reading(exp.reading)
+            assert exp.train == scaling_sets(reg, exp.target, cg.relatedness, reading)[exp.direction], exp.id
+            assert (exp.caps.total, exp.caps.per_subset, exp.caps.exact) == (15000, None, True)
 
 
 def test_paper_scaling_numbers_for_03(shipped):
@@ -122,9 +132,11 @@ def test_cls_det_pairs_join_one_detection_and_one_classification_subset(shipped)
         if exp.kind.value != "cls-det":
             continue
         types = sorted("det" if reg.subsets[s].role == "detseg" else "cls" for s in exp.train)
-        assert types == ["cls", "det"] and exp.origin == "ours" and "Ours" in exp.notes
-        kinds.add(reg.subsets[exp.target].role == "detseg")
-    assert kinds == {True, False}  # targets of both kinds
+        assert types == ["cls", "det"], exp.id
+        assert (exp.origin == "ours") == exp.id.startswith("ours-")
+        if exp.origin == "paper":
+            kinds.add((reg.subsets[exp.target].role == "detseg", exp.answer))
+    assert kinds == {(False, "choice"), (True, "box"), (True, "mask")}  # Tables 13-14, 5 and 6
 
 
 # --- the generator, checked by hand against the MAT table ----------------------------------------
@@ -268,8 +280,29 @@ FAULTS = [
      lambda e: e.update(train=e["train"] + ["31"]), "direction", "31 share(s) an element (or a near one)"),
     ("without-area-has-area", "cg/scaling.yaml", "scale-03-no-area", lambda e: e.update(train=e["train"] + ["30"]),
      "direction", "30 share(s) the target's area"),
-    ("target-only-with-train", "cg/data-limited.yaml", "limited-03-r0-t500", lambda e: e.update(train=["05"]),
+    ("target-only-with-train", "cg/ours-data-limited.yaml", "limited-03-r0-t500", lambda e: e.update(train=["05"]),
      "direction", "target_only takes no train"),
+    ("scaling-not-exact", "cg/scaling.yaml", "scale-03-no-task", lambda e: e["caps"].update(exact=False), "caps",
+     "exact False"),
+    ("scaling-capped", "cg/scaling.yaml", "scale-03-no-task", lambda e: e["caps"].update(per_subset=3000),
+     "caps.per_subset", "cannot reach the constant 15000"),
+    ("unrelated-arm-not-baseline-plus", "cg/data-limited.yaml", "dl51-modality-unrelated-r1000",
+     lambda e: e.update(train=["15", "16"]), "train", "differs from two-05's Baseline+"),
+    ("re-run-other-pair", "cg/backbones.yaml", "backbone-09", lambda e: e.update(train=["26", "31"]), "train",
+     "differs from two-09's"),
+    ("data-limited-row-not-picked", "cg/data-limited.yaml", "dl51-modality-related-r1000",
+     lambda e: e.update(derived_from="two-15", target="03", train=["04", "28"], direction="fixed_area"),
+     "derived_from", "is not a row the paper's selection rule picks"),
+    ("multi-task-misses-a-subset", "cg/pilot.yaml", "pilot-multi-02", lambda e: e.update(train=e["train"][1:]),
+     "train", "multi-task trains on every ID subset"),
+    ("single-task-other-subset", "cg/pilot.yaml", "pilot-single-02", lambda e: e.update(train=["03"]), "train",
+     "single-task trains on the target alone"),
+    ("box-answer-on-classification", "cg/cls-det.yaml", "clsdet-01", lambda e: e.update(answer="box"), "answer",
+     "need a detection/segmentation target"),
+    ("repeats-once", "cg/repeats.yaml", "repeat-09", lambda e: e.update(repeats=1), "repeats", "is 1 in a repeats"),
+    ("few-shot-without-shots", "cg/few-shot.yaml", "fewshot-cg", lambda e: e.update(shots=[]), "shots", "is empty"),
+    ("unknown-reading", "cg/scaling.yaml", "scale-28-no-area", lambda e: e.update(reading="paper-x"), "reading",
+     "names no reading"),
     ("unsafe-id", TWO, "two-01", lambda e: e.update(id="two/01"), "id", "pattern"),
     ("unknown-key", TWO, "two-01", lambda e: e.update(trian=["03"]), "trian", "Extra inputs"),
     ("bad-direction", TWO, "two-01", lambda e: e.update(direction="sideways"), "direction", "fixed_modality"),
@@ -285,8 +318,8 @@ def test_each_fault_names_file_and_field(full_copy, case, pattern, exp_id, chang
     assert hits, f"no problem on {pattern} {wanted}; got:\n" + "\n".join(map(str, problems))
     assert any(words in p.message for p in hits), "\n".join(map(str, hits))
     assert all(p.fix for p in hits)
-    # Only the broken experiment is reported.
-    assert all(p.file.endswith(pattern) for p in problems), "\n".join(map(str, problems))
+    # Only the broken experiment is reported, and the experiments that re-run it (derived_from).
+    assert all(p.file.endswith(pattern) or f"{exp_id}'s" in p.message for p in problems), "\n".join(map(str, problems))
 
 
 def test_duplicate_id_across_files(full_copy):
@@ -298,7 +331,7 @@ def test_duplicate_id_across_files(full_copy):
 
 
 def test_kind_must_match_family(full_copy):
-    _exp(full_copy, TWO, "two-05", lambda e: e.update(kind="scaling"))
+    _exp(full_copy, TWO, "two-05", lambda e: e.update(kind="backbones"))
     _, problems = validate(full_copy.root)
     assert [(p.field, "two-source" in p.message) for p in problems if p.file.endswith(TWO)] == [
         ("experiments[4].kind", True)]
@@ -308,6 +341,14 @@ def test_near_groups_must_use_the_vocabulary(full_copy):
     full_copy.edit("cg/relatedness.yaml", lambda d: d["near"][0].update(values=["lung", "thorax"]))
     _, problems = validate(full_copy.root)
     assert [(p.field, "'thorax'" in p.message) for p in problems] == [("near[0].values", True)]
+
+
+def test_a_reading_must_give_the_paper_counts(full_copy):
+    full_copy.edit("cg/relatedness.yaml", lambda d: d["readings"][0]["task"].pop("21"))
+    _, problems = validate(full_copy.root)
+    assert [(p.field, p.message) for p in problems if p.file.endswith("relatedness.yaml")] == [
+        ("readings[0].expected.28", "reading paper-scaling gives 10:14 Related:Unrelated for 28, the paper states "
+                                    "11:13")]
 
 
 def test_validate_cli_reports_cg_faults(full_copy):
@@ -363,7 +404,16 @@ def test_cg_related_json_and_unknown_subset():
 def test_cg_list_and_show():
     out = _run("list", "--kind", "two-source")
     assert out.splitlines()[0].startswith("43 experiment(s)")
-    assert re.search(r"^cg-two-04 +two-source +fixed_modality +25 \+ 28 -> 26 +49 / 53 / 51$", out, re.M)
+    assert re.search(r"^cg-two-04 +two-source +fixed_modality +25 \+ 28 -> 26 +LLaVA 49 / 53 / 51$", out, re.M)
+    assert re.search(r"^  two-source +43 of the paper \(Table 3\)$", out, re.M)
+    out = _run("list")
+    for family, count, table in (("three-source", 9, "Table 10"), ("scaling", 12, "Fig. 4"),
+                                 ("pilot", 62, "Tables 1-2"), ("cls-det", 12, "Tables 13-14, 5, 6"), ("repeats", 8, "Table 9"),
+                                 ("backbones", 8, "Tables 4, 11, 12, 15"), ("few-shot", 2, "Table 16")):
+        assert re.search(rf"^  {family} +{count} of the paper \({table}\)", out, re.M), family
+    assert re.search(r"^cg-backbone-09 .* Qwen2-VL 61 / \? / 65; Llama-3.2 52 / \? / 59; HuatuoGPT \+6.12$", out, re.M)
+    assert re.search(r"^cg-repeat-16 .* x3 +LLaVA 30 / \? / 48.66 ±1.15$", out, re.M)
+    assert re.search(r"^cg-clsdet-det-02 .* box +Next-Chat \+8.4 ciou; MiniGPT-v2 \+7.6 ciou$", out, re.M)
     out = _run("list", "--target", "3")
     assert "cg-scale-03-all-data" in out and "cg-two-25" in out and "cg-two-04 " not in out
     out = _run("show", "cg-two-21")
@@ -401,3 +451,53 @@ def test_caps_give_the_capped_training_size_by_a_seeded_rule(shipped):
         s: 3000 for s in cg.experiments["two-04"].train}  # per-subset cap 3,000, no total
     with pytest.raises(CGError, match="needs 500"):
         training_plan(exp, {"05": 10, "28": 10, TARGET_PART: 20})
+
+
+def test_table9_sds_are_sample_sds_of_its_runs(shipped):
+    """Table 9 prints runs and mean +- SD: the SD is the sample SD (n - 1), which `medmat cg run` reports too."""
+    import statistics
+
+    from medmat.train.cg_kinds import summarise
+
+    _, cg = shipped
+    repeats = [e for e in cg.experiments.values() if e.kind.value == "repeats"]
+    assert len(repeats) == 8
+    for e in repeats:
+        p = e.paper
+        assert statistics.stdev(p.runs) == pytest.approx(p.sd, abs=0.011), e.id
+        assert statistics.fmean(p.runs) == pytest.approx(p.trained, abs=0.011), e.id
+        got = summarise([{"arm": "trained", "shots": None, "target": e.target, "value": v} for v in p.runs])[0]
+        assert got["sd"] == pytest.approx(p.sd, abs=0.011) and got["n"] == 3
+
+
+def test_paper_relatedness_reading_reproduces_13_11_and_11_13(shipped):
+    reg, cg = shipped
+    from medmat.registry.cg_checks import reading_counts
+
+    # §4: "13:11 for Subset 03 and 11:13 for Subset 28"; the vocabulary's own elements give 6:18 and 10:14.
+    assert reading_counts(reg, cg, "paper-scaling", "03") == (13, 11)
+    assert reading_counts(reg, cg, "paper-scaling", "28") == (11, 13)
+    assert reading_counts(reg, cg, "", "03") == (6, 18) and reading_counts(reg, cg, "", "28") == (10, 14)
+    out = _run("related", "28")
+    assert "10 Related : 14 Unrelated" in out and "11 : 13 as reading paper-scaling" in out
+    assert "the paper states 11:13" in out
+
+
+def test_data_limited_follows_the_paper_selection_rule(shipped):
+    from medmat.registry.cg_checks import data_limited_rows
+
+    _, cg = shipped
+    picks = data_limited_rows(cg)
+    # §5.1 candidates, by hand from Table 3: CG helps and Trained - max(Baseline, Baseline+) >= 10.
+    assert picks["5.1"]["fixed_modality"]["candidates"] == ["two-05"]
+    assert picks["5.1"]["fixed_area"]["candidates"] == ["two-15", "two-16", "two-17"]
+    assert picks["5.1"]["fixed_task"]["candidates"] == [f"two-{r}" for r in (19, 20, 21, 23, 24, 25, 26, 30)]
+    assert picks["5.1"]["modality_area_pair"]["candidates"] == ["two-33", "two-34", "two-40"]
+    # §5.2 candidates: the ✗ rows of each segment (rows 4, 18, 22, 27, 38, 39).
+    assert [v["candidates"] for v in picks["5.2"].values()] == [["two-04"], ["two-18"], ["two-22", "two-27"],
+                                                                 ["two-38", "two-39"]]
+    for exp in cg.experiments.values():
+        if exp.kind.value == "data-limited" and exp.origin == "paper":
+            src = cg.experiments[exp.derived_from]
+            bp = src.controls.baseline_plus.subsets
+            assert exp.train == (src.train if exp.arm == "related" else bp), exp.id

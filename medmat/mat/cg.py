@@ -13,10 +13,10 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from ..registry.cg_models import DEFAULT_SEED, ELEMENTS, CGError, CGSet, Direction, Experiment, Relatedness
+from ..registry.cg_models import DEFAULT_SEED, ELEMENTS, CGError, CGSet, Direction, Experiment, Reading, Relatedness
 from ..registry.loader import Registry
 from ..registry.models import TaskType
-from ..registry.triplets import Mat, mat_table, near_shares, shares
+from ..registry.triplets import Mat, mat_table, near_shares, read_table, shares
 
 # Which subsets can supply training data: the paper trained only on ID subsets (>= 3,000 training samples);
 # detection/segmentation subsets have no ID/OOD role, so all of them can.
@@ -53,13 +53,20 @@ class Relations:
         return [s for s in self.unrelated if s not in self.near]
 
 
+def _read(reg: Registry, relatedness: Relatedness | None, reading: Reading | None):
+    relatedness = relatedness or Relatedness()
+    if reading is not None and not reading.near:
+        relatedness = Relatedness()  # the paper's counts use exact elements only
+    return read_table(mat_table(reg), reading), relatedness
+
+
 def relations(reg: Registry, target: str, relatedness: Relatedness | None = None,
-              pool: Iterable[str] | None = None) -> Relations:
-    """Related and Unrelated subsets for `target` among `pool` (default: every other subset)."""
-    table = mat_table(reg)
+              pool: Iterable[str] | None = None, reading: Reading | None = None) -> Relations:
+    """Related and Unrelated subsets for `target` among `pool` (default: every other subset), with the MAT table
+    as `reading` (the paper's task elements for one family of experiments) reads it."""
+    table, relatedness = _read(reg, relatedness, reading)
     if target not in table:
         raise CGError(f"subset {target!r} does not exist; choose one of {', '.join(table)}")
-    relatedness = relatedness or Relatedness()
     tm = table[target]
     related, unrelated, near = {}, [], {}
     for sid in sorted(set(pool) if pool is not None else table):
@@ -114,13 +121,13 @@ SCALING = (Direction.all_data, Direction.all_related, Direction.all_unrelated, D
            Direction.related_without_area, Direction.related_without_task)
 
 
-def scaling_sets(reg: Registry, target: str, relatedness: Relatedness | None = None) -> dict[Direction, list[str]]:
+def scaling_sets(reg: Registry, target: str, relatedness: Relatedness | None = None,
+                 reading: Reading | None = None) -> dict[Direction, list[str]]:
     """The paper's scaling settings for `target` over the trainable subsets of the target's kind."""
-    relatedness = relatedness or Relatedness()
     kind = subset_kind(reg, target)
     pool = [s for s in reg.subsets if trainable(reg, s) and subset_kind(reg, s) == kind]
-    rel = relations(reg, target, relatedness, pool)
-    table = mat_table(reg)
+    rel = relations(reg, target, relatedness, pool, reading)
+    table, relatedness = _read(reg, relatedness, reading)
 
     def without(element: str) -> list[str]:
         return sorted(s for s, shared in rel.related.items()
@@ -206,6 +213,10 @@ def training_plan(exp: Experiment, available: Mapping[str, int]) -> dict[str, in
     adds exactly `target_train_samples` on top, as the paper's data-limited settings do (§5: "the same amount of
     target data, with or without related data"). Raises CGError when the target part holds too few samples."""
     plan = allocate({s: available.get(s, 0) for s in exp.train}, exp.caps.per_subset, exp.caps.total)
+    if exp.caps.exact and exp.caps.total is not None and sum(plan.values()) < exp.caps.total:
+        raise CGError(f"cg-{exp.id} holds its volume at {exp.caps.total} samples (as the paper does) but "
+                      f"{' + '.join(exp.train)} give only {sum(plan.values())} ({plan}); build the full split of these "
+                      f"subsets (caps.split {exp.caps.split!r}) or add data")
     if exp.target_train_samples:
         have = available.get(TARGET_PART, 0)
         if have < exp.target_train_samples:

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import permutations
 
-from .cg_models import ELEMENTS, FIXED, PAIRS, WITHOUT, Direction, Experiment, Relatedness
+from .cg_models import ELEMENTS, FIXED, PAIRS, WITHOUT, Direction, Experiment, Reading, Relatedness
 from .loader import Registry
 
 @dataclass(frozen=True)
@@ -49,9 +49,18 @@ def near_shares(a: Mat, b: Mat, relatedness: Relatedness) -> tuple[str, ...]:
     return tuple(found)
 
 
-def effective_table(reg: Registry, exp: Experiment) -> dict[str, Mat]:
-    """The MAT table with this experiment's `treat_as` overrides applied."""
-    table = mat_table(reg)
+def read_table(table: Mapping[str, Mat], reading: Reading | None) -> dict[str, Mat]:
+    """`table` with a relatedness reading's task elements applied (the paper's task names for one family)."""
+    out = dict(table)
+    for sid, task in (reading.task.items() if reading else ()):
+        if sid in out:
+            out[sid] = Mat(out[sid].modality, out[sid].area, task)
+    return out
+
+
+def effective_table(reg: Registry, exp: Experiment, relatedness: Relatedness | None = None) -> dict[str, Mat]:
+    """The MAT table with this experiment's reading (from `relatedness`) and `treat_as` overrides applied."""
+    table = read_table(mat_table(reg), relatedness.reading(exp.reading) if relatedness else None)
     for t in exp.treat_as:
         if t.subset in table:
             m = table[t.subset]
@@ -69,7 +78,14 @@ def direction_problem(exp: Experiment, table: Mapping[str, Mat], relatedness: Re
     def show(sids: Iterable[str]) -> str:
         return ", ".join(f"{s} shares {'+'.join(got[s]) or 'nothing'}" for s in sids)
 
+    reading = relatedness.reading(exp.reading)
+    if reading is not None and not reading.near:
+        relatedness = Relatedness()  # the paper's counts use exact elements only
     d = exp.direction
+    if d in (Direction.single_task, Direction.multi_task):
+        return None  # the pilot trains on the target itself (checked in cg_checks)
+    if d is Direction.untrained:
+        return "untrained takes no train subsets" if exp.train or exp.target_train_samples else None
     if d is Direction.target_only:
         if exp.train:
             return "target_only takes no train subsets"

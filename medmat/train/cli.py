@@ -226,9 +226,23 @@ def cg_run_command(
     resume: ResumeOpt = False,
     report_to: ReportOpt = "none",
     liger: LigerOpt = False,
+    box_style: Annotated[Optional[str], typer.Option("--box-style", help="box text of detection rows: qwen-vl, "
+                                                     "minigpt-v2, nextchat or medmat (default)")] = None,
+    scale: Annotated[Optional[float], typer.Option("--scale", help="multiply every sample count (caps, target "
+                                                   "data) by this, e.g. 0.001 for a smoke run on small data")] = None,
 ) -> None:
-    """Run one CG experiment: Baseline, Baseline+ and Related; write results.csv/json and chart.png."""
+    """Run one CG experiment: Baseline, Baseline+ and Related; write results.csv/json and chart.png.
+
+    Experiments of the other kinds (three-source, scaling, data-limited, cls-det, pilot, backbones, repeats,
+    few-shot) run through `medmat.train.cg_kinds` from the subsets' own configs, under their caps."""
     from .experiments import ExperimentError, plan_experiment, run_experiment, strip_prefix
+
+    if cg_kind_of(cg_id, manifests) not in (None, "two-source") or scale or box_style:
+        return cg_run_kind(cg_id, model, data, out, _train_settings(
+            preset_name, method, epochs, lr, batch_size, per_device_batch_size, max_steps, mode, precision, seed,
+            num_workers, gradient_checkpointing, group_by_length, save=save_models),
+            EvalConfig(mode=mode, batch_size=eval_batch_size, precision=precision), manifests, box_style,
+            max_test_samples, scale)
 
     try:
         plan = plan_experiment(cg_id, data, manifests, train_config, test_config, unrelated,
@@ -257,6 +271,40 @@ def cg_run_command(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"-> {folder / 'results.csv'}, {folder / 'results.json'}, {folder / 'chart.png'}")
+
+
+def cg_kind_of(cg_id: str, manifests: Path | None) -> str | None:
+    """The family of a CG experiment in the manifests, or None when it is not there."""
+    from ..registry import default_manifests_dir
+    from ..registry.cg_models import load_cg
+    from .experiments import strip_prefix
+
+    cg, _ = load_cg(Path(manifests) if manifests else default_manifests_dir())
+    exp = cg.experiments.get(strip_prefix(cg_id))
+    return exp.kind.value if exp is not None else None
+
+
+def cg_run_kind(cg_id, model, data, out, settings, eval_cfg, manifests, box_style, max_test_samples, scale) -> None:
+    """`medmat cg run` for the kinds of `medmat.train.cg_kinds`."""
+    from .cg_kinds import KindError, run_kind
+    from .experiments import strip_prefix
+
+    from .scoring import STYLES
+
+    TrainConfig(model=model, output_dir=Path("."), **settings)  # refuse bad settings before any work
+    if box_style is not None and box_style not in STYLES:
+        typer.echo(f"--box-style {box_style!r} is not a box style; use one of {', '.join(STYLES)}", err=True)
+        raise typer.Exit(2)
+    folder = out or Path("runs") / f"cg-{strip_prefix(cg_id)}"
+    try:
+        run_kind(strip_prefix(cg_id), data, model, folder, settings, eval_cfg, manifests, box_style,
+                 max_test_samples, scale, log=typer.echo)
+    except ImportError as exc:
+        raise _missing_extra(exc) from exc
+    except KindError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"-> {folder / 'results.csv'}, {folder / 'results.json'}")
 
 
 def register(app: typer.Typer) -> None:
