@@ -25,7 +25,7 @@ from ..registry.loader import Registry
 from ..registry.models import Subset, TaskType
 from ..mat.schema import MEDIA_COLUMNS
 from ..shards import ShardWriter
-from ..mat.splits import KEY_SCHEMA, TEST, TRAIN, paper_selection, plan_splits, split_statistics
+from ..mat.splits import KEY_SCHEMA, TEST, TRAIN, paper_plan, plan_splits, split_statistics
 
 READ_BATCH = 64  # rows read back per batch from a source table
 _KEY_COLUMNS = ["id", "group_id", "original_split", "pixel_sha256", "phash", "labels"]
@@ -88,8 +88,9 @@ def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed:
     plan = plan_splits(keys, seed)
     full = plan.as_dict()
     per_label = subset.task_type is not TaskType.single_label  # balance on each label, not on label combinations
-    paper = paper_selection(keys, full, seed, per_label=per_label)
-    contents.split_stats[subset.id] = split_statistics(plan, keys, paper, per_label)
+    paper_rows = paper_plan(keys, plan.is_test, seed, per_label=per_label)
+    paper = paper_rows.as_dict(plan.ids)
+    contents.split_stats[subset.id] = split_statistics(plan, keys, paper_rows, per_label)
     sha = dict(zip(keys["id"].to_pylist(), keys["pixel_sha256"].to_pylist()))
     labels_count: dict[str, Counter] = {TRAIN: Counter(), TEST: Counter()}
     qa_settings = _qa_settings(registry, subset, seed)

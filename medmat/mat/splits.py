@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections import defaultdict
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .linking import NEAR_COMPONENT_CAP, NEAR_DUPLICATE_BITS, Linking, link
+from .linking import NEAR_COMPONENT_CAP, NEAR_DUPLICATE_BITS, link  # noqa: F401  (re-exported)
 
 TRAIN, TEST = "train", "test"
 CARVE_TEST_SHARE = 0.1  # the paper's 9:1
@@ -81,11 +81,6 @@ def components(samples) -> list[int]:
     return link(_as_table(samples)).component.tolist()
 
 
-def _unit(seed: int, text: str) -> float:
-    digest = hashlib.sha256(f"{seed}\x1f{text}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
 # --- sides ----------------------------------------------------------------------------------------------------
 
 
@@ -136,6 +131,40 @@ class SplitPlan:
         return {i: TEST if t else TRAIN for i, t in zip(self.ids, self.is_test.tolist())}
 
 
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _splitmix(x: np.ndarray) -> np.ndarray:
+    x = (x + np.uint64(0x9E3779B97F4A7C15)) & _M64
+    x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & _M64
+    x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & _M64
+    return x ^ (x >> np.uint64(31))
+
+
+def order_keys(ids, seed: int, purpose: str) -> np.ndarray:
+    """A seeded 64-bit key per id, from the id's bytes alone (FNV-1a, then splitmix64 with the seed and purpose):
+    the same id gets the same key whatever else is in the set or in which order. Vectorised over the ids."""
+    array = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else pa.array(ids, pa.string())
+    array = array.cast(pa.large_binary())
+    n = len(array)
+    out = np.empty(n, np.uint64)
+    salt = _splitmix(np.array([int.from_bytes(hashlib.sha256(f"{seed}\x1f{purpose}".encode()).digest()[:8], "big")],
+                              np.uint64))[0]
+    with np.errstate(over="ignore"):
+        for start in range(0, n, 65536):
+            part = array.slice(start, 65536)
+            offsets = np.frombuffer(part.buffers()[1], np.int64)[part.offset: part.offset + len(part) + 1]
+            data = np.frombuffer(part.buffers()[2], np.uint8) if part.buffers()[2] is not None else np.zeros(1, np.uint8)
+            lengths = np.diff(offsets)
+            h = np.full(len(part), np.uint64(0xCBF29CE484222325))
+            for k in range(int(lengths.max()) if len(part) else 0):
+                live = lengths > k
+                byte = data[np.minimum(offsets[:-1] + k, data.size - 1)].astype(np.uint64)
+                h = np.where(live, (h ^ byte) * np.uint64(0x100000001B3), h)
+            out[start:start + len(part)] = _splitmix(h ^ salt)
+    return out
+
+
 def plan_splits(keys, seed: int) -> SplitPlan:
     """The full flavour: each component on one side, by the rules above."""
     table = _as_table(keys)
@@ -143,13 +172,18 @@ def plan_splits(keys, seed: int) -> SplitPlan:
     comp = linking.component
     n = table.num_rows
     rules = source_rules(table)
-    sources, originals = table["source"].to_pylist(), table["original_split"].to_pylist()
-    code = {TRAIN: 0, TEST: 1, None: -1}
-    vote = np.fromiter((code[rules[s][o]] for s, o in zip(sources, originals)), np.int8, n)
+    # Each sample's vote, looked up once per distinct (source, official split) pair.
+    pairs = pc.binary_join_element_wise(table["source"], pc.fill_null(table["original_split"], "\x00"), "\x1f")
+    encoded = pc.dictionary_encode(pairs.combine_chunks())
+    side_code = {TRAIN: 0, TEST: 1, None: -1}
+    lookup = []
+    for text in encoded.dictionary.to_pylist():
+        source, _, original = text.partition("\x1f")
+        lookup.append(side_code[rules[source][None if original == "\x00" else original]])
+    vote = np.asarray(lookup, np.int8)[np.asarray(encoded.indices, np.int64)] if n else np.zeros(0, np.int8)
     ncomp = int(comp.max()) + 1 if n else 0
     comp_vote = np.full(ncomp, -1, np.int8)
     np.maximum.at(comp_vote, comp, vote)
-    ids = table["id"].to_pylist()
     carved = np.flatnonzero(comp_vote < 0)
     if carved.size:
         order = pc.sort_indices(pa.table({"c": comp, "id": table["id"]}), [("c", "ascending"), ("id", "ascending")])
@@ -158,14 +192,15 @@ def plan_splits(keys, seed: int) -> SplitPlan:
         heads = order[np.r_[True, sorted_comp[1:] != sorted_comp[:-1]]]  # the smallest id of every component
         anchor = np.empty(ncomp, np.int64)
         anchor[comp[heads]] = heads
-        for c in carved.tolist():
-            comp_vote[c] = 1 if _unit(seed, ids[anchor[c]]) < CARVE_TEST_SHARE else 0
+        chosen = anchor[carved]
+        unit = order_keys(table["id"].take(pa.array(chosen)), seed, "carve") / 2.0**64
+        comp_vote[carved] = (unit < CARVE_TEST_SHARE).astype(np.int8)
     is_test = comp_vote[comp] == 1 if n else np.zeros(0, bool)
     stats = dict(linking.stats)
     stats["split_rules"] = {s: {k or "(none)": v or "carved 9:1" for k, v in sorted(r.items(), key=lambda x: x[0] or "")}
                             for s, r in sorted(rules.items())}
-    stats["components_by_rule"] = {"official": int((comp_vote >= 0).sum() - carved.size), "carved": int(carved.size)}
-    return SplitPlan(ids, comp, is_test, stats)
+    stats["components_by_rule"] = {"official": int(ncomp - carved.size), "carved": int(carved.size)}
+    return SplitPlan(table["id"].to_pylist(), comp, is_test, stats)
 
 
 def assign_splits(samples, seed: int) -> dict[str, str]:
@@ -176,8 +211,36 @@ def assign_splits(samples, seed: int) -> dict[str, str]:
 # --- the paper flavour ----------------------------------------------------------------------------------------
 
 
-def _labels_of(table: pa.Table) -> list[list[str]]:
-    return [labels or [NO_LABEL] for labels in table["labels"].to_pylist()]
+@dataclass
+class _Labels:
+    names: list[str]  # sorted
+    rows: np.ndarray  # sample index of each (sample, label) entry
+    codes: np.ndarray  # index into names of each entry
+
+
+def _labels(table: pa.Table, per_label: bool) -> _Labels:
+    """Each sample's balance labels: its first label (single-label) or every label (per_label); NO_LABEL when none."""
+    lists = table["labels"].combine_chunks()
+    n = len(lists)
+    if n == 0:
+        return _Labels([], np.zeros(0, np.int64), np.zeros(0, np.int64))
+    empty = pc.fill_null(pc.equal(pc.list_value_length(lists), 0), True)
+    if per_label:
+        flat = pc.list_flatten(lists)
+        rows = np.asarray(pc.list_parent_indices(lists), np.int64)
+        missing = np.flatnonzero(np.asarray(empty))
+        flat = pa.concat_arrays([flat.cast(pa.string()), pa.array([NO_LABEL] * missing.size, pa.string())])
+        rows = np.concatenate([rows, missing])
+    else:
+        flat = pc.fill_null(pc.if_else(empty, pa.scalar(None, pa.string()), pc.list_element(pc.if_else(
+            empty, pa.scalar([NO_LABEL], lists.type), lists), 0)), NO_LABEL)
+        rows = np.arange(n)
+    encoded = pc.dictionary_encode(flat)
+    names = encoded.dictionary.to_pylist()
+    rank = np.empty(len(names), np.int64)
+    rank[np.argsort(np.array(names, dtype=object))] = np.arange(len(names))
+    codes = rank[np.asarray(encoded.indices, np.int64)]
+    return _Labels(sorted(names), rows, codes)
 
 
 def balanced_test_size(counts: dict[str, int], cap: int = PAPER_TEST_PER_LABEL) -> int:
@@ -197,99 +260,138 @@ def balanced_test_size(counts: dict[str, int], cap: int = PAPER_TEST_PER_LABEL) 
     return best
 
 
-def _paper_test(ids: list[str], labels: list[list[str]], order: dict[str, float], multi: bool) -> list[str]:
-    counts = Counter(label for ls in labels for label in (ls if multi else ls[:1]))
-    n = balanced_test_size(counts)
-    kept = {label for label, c in counts.items() if c >= n}
-    by_label: dict[str, list[int]] = defaultdict(list)
-    for i, ls in enumerate(labels):
-        for label in (ls if multi else ls[:1]):
-            by_label[label].append(i)
-    for members in by_label.values():
-        members.sort(key=lambda i: order[ids[i]])
+def _rank_within(codes: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, rank): entries sorted by (code, key), and each sorted entry's rank inside its code."""
+    order = np.lexsort((key, codes))
+    sorted_codes = codes[order]
+    starts = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]) if order.size else order
+    sizes = np.diff(np.r_[starts, order.size])
+    rank = np.arange(order.size) - np.repeat(starts, sizes)
+    return order, rank
+
+
+def _per_sample(lab: _Labels, rows: np.ndarray) -> dict[int, list[int]]:
+    wanted = np.zeros(int(lab.rows.max()) + 1 if lab.rows.size else 0, bool)
+    wanted[rows] = True
+    out: dict[int, list[int]] = defaultdict(list)
+    pick = wanted[lab.rows]
+    for r, c in zip(lab.rows[pick].tolist(), lab.codes[pick].tolist()):
+        out[r].append(c)
+    return out
+
+
+def _paper_test(lab: _Labels, side: np.ndarray, key: np.ndarray, multi: bool) -> np.ndarray:
+    entry = side[lab.rows]
+    rows, codes = lab.rows[entry], lab.codes[entry]
+    counts = np.bincount(codes, minlength=len(lab.names))
+    n = balanced_test_size(dict(enumerate(counts.tolist())))
+    kept = counts >= n
+    order, rank = _rank_within(codes, key[rows])
     if not multi:
-        return [ids[i] for label in sorted(kept) for i in by_label[label][:n]]
-    # Per label: rarest label first, take samples of that label until it has n, preferring samples that do not
-    # push another kept label over n; a sample counts for every label it carries.
-    have: Counter = Counter()
-    chosen: list[int] = []
+        take = kept[codes[order]] & (rank < n)
+        return np.sort(rows[order][take])
+    # Per label, rarest kept label first: take samples of it (in seeded order) until it has n, preferring samples
+    # that do not push another kept label past n; a sample counts for every label it carries.
+    labels_of = _per_sample(lab, np.unique(rows))
+    members: dict[int, list[int]] = defaultdict(list)
+    for r, c in zip(rows[order].tolist(), codes[order].tolist()):
+        members[c].append(r)
+    have = np.zeros(len(lab.names), np.int64)
     taken: set[int] = set()
-    for label in sorted(kept, key=lambda x: (counts[x], x)):
+    for label in sorted(np.flatnonzero(kept).tolist(), key=lambda c: (counts[c], c)):
         for strict in (True, False):
-            for i in by_label[label]:
+            for r in members[label]:
                 if have[label] >= n:
                     break
-                if i in taken or (strict and any(have[o] >= n for o in labels[i] if o != label and o in kept)):
+                if r in taken or (strict and any(have[o] >= n for o in labels_of[r] if o != label and kept[o])):
                     continue
-                taken.add(i)
-                chosen.append(i)
-                have.update(labels[i])
-    return [ids[i] for i in chosen]
+                taken.add(r)
+                have[labels_of[r]] += 1
+    return np.array(sorted(taken), np.int64)
 
 
-def _paper_train(ids: list[str], labels: list[list[str]], order: dict[str, float], multi: bool) -> list[str]:
-    queues: dict[str, list[int]] = defaultdict(list)
-    for i, ls in enumerate(labels):
-        for label in (ls if multi else ls[:1]):
-            queues[label].append(i)
-    for members in queues.values():
-        members.sort(key=lambda i: order[ids[i]], reverse=True)  # pop() from the end takes the first in order
+def _paper_train(lab: _Labels, side: np.ndarray, key: np.ndarray, multi: bool) -> np.ndarray:
+    entry = side[lab.rows]
+    rows, codes = lab.rows[entry], lab.codes[entry]
+    order, rank = _rank_within(codes, key[rows])
+    if not multi:  # round-robin over labels in name order = sort by (rank inside label, label)
+        pick = np.lexsort((codes[order], rank))[:PAPER_TRAIN_CAP]
+        return np.sort(rows[order][pick])
+    queues: dict[int, list[int]] = defaultdict(list)
+    for r, c in zip(rows[order].tolist(), codes[order].tolist()):
+        queues[c].append(r)
+    for queue in queues.values():
+        queue.reverse()  # pop() from the end takes the first in seeded order
     taken: set[int] = set()
-    chosen: list[str] = []
-    while len(chosen) < PAPER_TRAIN_CAP and any(queues.values()):
+    while len(taken) < PAPER_TRAIN_CAP and any(queues.values()):
         for label in sorted(queues):
             queue = queues[label]
             while queue and queue[-1] in taken:
                 queue.pop()
-            if queue and len(chosen) < PAPER_TRAIN_CAP:
-                i = queue.pop()
-                taken.add(i)
-                chosen.append(ids[i])
-    return chosen
+            if queue and len(taken) < PAPER_TRAIN_CAP:
+                taken.add(queue.pop())
+    return np.array(sorted(taken), np.int64)
 
 
-def paper_selection(samples, splits: dict[str, str], seed: int, per_label: bool = False) -> dict[str, str]:
-    """id -> train | test for the paper flavour (a subset of the full flavour's samples).
+@dataclass
+class PaperPlan:
+    """Rows (sample indices) of the paper flavour, sorted."""
+
+    test: np.ndarray
+    train: np.ndarray
+
+    def as_dict(self, ids: list[str]) -> dict[str, str]:
+        chosen = {ids[r]: TEST for r in self.test.tolist()}
+        chosen.update((ids[r], TRAIN) for r in self.train.tolist())
+        return chosen
+
+
+def paper_plan(keys, is_test: np.ndarray, seed: int, per_label: bool = False) -> PaperPlan:
+    """The paper flavour's rows, from the full flavour's sides (a subset of them).
 
     per_label: balance on each label a sample carries (multi-label, detection, segmentation) instead of on its
     single label."""
+    table = _as_table(keys)
+    lab = _labels(table, per_label)
+    key = order_keys(table["id"], seed, "paper")
+    return PaperPlan(_paper_test(lab, is_test, key, per_label), _paper_train(lab, ~is_test, key, per_label))
+
+
+def paper_selection(samples, splits: dict[str, str], seed: int, per_label: bool = False) -> dict[str, str]:
+    """id -> train | test for the paper flavour (see `paper_plan`)."""
     table = _as_table(samples)
     ids = table["id"].to_pylist()
-    labels = _labels_of(table)
-    order = {i: _unit(seed, "paper:" + i) for i in ids}
-    chosen: dict[str, str] = {}
-    for side, pick in ((TEST, _paper_test), (TRAIN, _paper_train)):
-        rows = [k for k, i in enumerate(ids) if splits[i] == side]
-        picked = pick([ids[k] for k in rows], [labels[k] for k in rows], order, per_label)
-        chosen.update((i, side) for i in picked)
-    return chosen
+    is_test = np.fromiter((splits[i] == TEST for i in ids), bool, len(ids))
+    return paper_plan(table, is_test, seed, per_label).as_dict(ids)
 
 
-def split_statistics(plan: SplitPlan, keys, paper: dict[str, str] | None = None, per_label: bool = False) -> dict:
+def _label_counts(lab: _Labels, mask: np.ndarray) -> dict[str, int]:
+    counts = np.bincount(lab.codes[mask[lab.rows]], minlength=len(lab.names))
+    return {name: int(c) for name, c in zip(lab.names, counts.tolist()) if c}
+
+
+def split_statistics(plan: SplitPlan, keys, paper: PaperPlan | None = None, per_label: bool = False) -> dict:
     """Per-subset statistics for the report, `medmat info NN` and the card (hub/split_stats.json)."""
     table = _as_table(keys)
-    labels = _labels_of(table)
+    lab = _labels(table, per_label=True)
     stats = dict(plan.stats)
     n = len(plan.ids)
     test = int(plan.is_test.sum())
     stats["test_share"] = round(test / n, 4) if n else 0.0
     stats["splits"] = {TRAIN: n - test, TEST: test}
-    per_split: dict[str, Counter] = {TRAIN: Counter(), TEST: Counter()}
-    for ls, t in zip(labels, plan.is_test.tolist()):
-        per_split[TEST if t else TRAIN].update(ls)
-    stats["labels"] = {s: dict(sorted(c.items())) for s, c in per_split.items()}
+    stats["labels"] = {TRAIN: _label_counts(lab, ~plan.is_test), TEST: _label_counts(lab, plan.is_test)}
     if paper is not None:
-        paper_counts: dict[str, Counter] = {TRAIN: Counter(), TEST: Counter()}
-        index = {i: k for k, i in enumerate(plan.ids)}
-        for i, side in paper.items():
-            ls = labels[index[i]]
-            paper_counts[side].update(ls if per_label else ls[:1])
-        test_counts = per_split[TEST] if per_label else Counter(ls[0] for ls, t in zip(labels, plan.is_test) if t)
-        left_out = sorted(set(test_counts) - set(paper_counts[TEST]))
-        stats["paper"] = {"splits": {s: sum(1 for v in paper.values() if v == s) for s in (TRAIN, TEST)},
+        balance = _labels(table, per_label)
+        in_paper = np.zeros(n, bool)
+        in_paper[paper.test] = in_paper[paper.train] = True
+        paper_test = in_paper & plan.is_test
+        test_counts = _label_counts(balance, plan.is_test)
+        paper_counts = {TRAIN: _label_counts(balance, in_paper & ~plan.is_test), TEST: _label_counts(balance, paper_test)}
+        stats["paper"] = {"splits": {TRAIN: int((in_paper & ~plan.is_test).sum()), TEST: int(paper_test.sum())},
+                          "balanced_on": "each label" if per_label else "the label",
                           "test_per_label": balanced_test_size(test_counts),
-                          "labels": {s: dict(sorted(c.items())) for s, c in paper_counts.items()},
-                          "test_labels_left_out": left_out}
+                          "labels": paper_counts,
+                          "test_labels_left_out": sorted(set(test_counts) - set(paper_counts[TEST]))}
     warnings = []
     if n and not test:
         warnings.append("no test split: every component went to train")
