@@ -235,3 +235,40 @@ def test_statistics_report_links_shares_and_warnings():
     assert any("no test split" in w or "no train split" in w for w in stats["warnings"])
     table = keys_table(keys)
     assert table.num_rows == 50
+
+
+# --- the relations as `medmat validate` checks them ------------------------------------------------------------
+
+
+def _problems(copy, pattern, change):
+    from medmat.validation import validate
+
+    copy.edit(pattern, change)
+    _, problems = validate(copy.root)
+    return [p for p in problems if p.field.startswith("label_relations")]
+
+
+def test_validate_refuses_a_relation_naming_an_unknown_label(mini_copy):
+    problems = _problems(mini_copy, "subsets/02-*.yaml", lambda d: d.update(label_relations={"overlaps": [["Cyst", "Kyst"]]}))
+    assert [p.message for p in problems] == ["'Kyst' is not a label of subset 02"]
+
+
+def test_validate_refuses_a_parent_cycle(mini_copy):
+    problems = _problems(mini_copy, "subsets/02-*.yaml",
+                         lambda d: d.update(label_relations={"parent": {"Cyst": "Tumor", "Tumor": "Cyst"}}))
+    assert problems and all("comes back to itself" in p.message for p in problems)
+
+
+def test_validate_refuses_a_label_left_without_any_distractor(mini_copy):
+    problems = _problems(mini_copy, "subsets/02-*.yaml",
+                         lambda d: d.update(label_relations={"overlaps": [["Cyst", "Normal", "Stone", "Tumor"]]}))
+    assert len(problems) == 4 and all("no distractor" in p.message for p in problems)
+
+
+def test_validate_asks_for_a_relation_where_one_label_names_another(full_copy):
+    def drop_viral(d):
+        del d["label_relations"]["parent"]["Viral Pneumonia"]
+
+    problems = _problems(full_copy, "subsets/28-*.yaml", drop_viral)
+    assert [p.message for p in problems] == [
+        "'Viral Pneumonia' reads as a kind of 'Pneumonia', but no relation says whether they can both be right"]

@@ -85,6 +85,8 @@ def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed:
     if not built:
         return
     keys = pa.concat_tables([_sample_keys(s, _source_files(out, s)) for s in built])
+    if not keys.num_rows:
+        return
     plan = plan_splits(keys, seed)
     full = plan.as_dict()
     per_label = subset.task_type is not TaskType.single_label  # balance on each label, not on label combinations

@@ -232,8 +232,7 @@ def _labels(table: pa.Table, per_label: bool) -> _Labels:
         flat = pa.concat_arrays([flat.cast(pa.string()), pa.array([NO_LABEL] * missing.size, pa.string())])
         rows = np.concatenate([rows, missing])
     else:
-        flat = pc.fill_null(pc.if_else(empty, pa.scalar(None, pa.string()), pc.list_element(pc.if_else(
-            empty, pa.scalar([NO_LABEL], lists.type), lists), 0)), NO_LABEL)
+        flat = pc.list_element(pc.if_else(empty, pa.scalar([NO_LABEL], lists.type), lists), 0)
         rows = np.arange(n)
     encoded = pc.dictionary_encode(flat)
     names = encoded.dictionary.to_pylist()

@@ -220,16 +220,15 @@ def _check_label_relations(reg: Registry, sub: Subset, shown: str) -> list[Probl
                                          f"add `parent: {{{b}: {a}}}`, an overlap or a negation, or list "
                                          f"[{a}, {b}] under label_relations.distinct"))
     if sub.task_type is TaskType.single_label:
-        for label in sub.labels:
-            pool = sub.labels
-            if sub.distractors == "source":
-                pool = sorted({t for s in sub.sources if s in reg.sources for v in reg.sources[s].labels.map.values()
-                               for t in ([v] if isinstance(v, str) else v)
-                               if label in _mapped(reg.sources[s])})
-            if not [x for x in pool if x != label and x not in related[label]]:
-                found.append(Problem(shown, "label_relations", f"a question answered {label!r} would have no "
-                                     "distractor: every other label it could meet is related to it",
-                                     "check the relations (or use distractors: subset)"))
+        pools = {"the subset": list(sub.labels)}
+        if sub.distractors == "source":
+            pools = {f"source {s}": sorted(_mapped(reg.sources[s])) for s in sub.sources if s in reg.sources}
+        for where, pool in pools.items():
+            for label in pool:
+                if label in related and not [x for x in pool if x != label and x not in related[label]]:
+                    found.append(Problem(shown, "label_relations", f"a question answered {label!r} ({where}) would "
+                                         "have no distractor: every other label it could meet is related to it",
+                                         "check the relations (or use distractors: subset)"))
     return found
 
 
