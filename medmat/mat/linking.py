@@ -1,14 +1,15 @@
 """Linking the samples of a subset into components that must stay on one side of a split.
 
 Samples are linked when they share a patient/study/lesion (`group_id`), exact pixels (`pixel_sha256`) or near
-pixels (64-bit perceptual hashes within `NEAR_DUPLICATE_BITS`). Candidate near pairs come from multi-index hashing: the
-64 bits in 5 bands, and two hashes within 3 bits agree exactly on at least 2 of them, so on one of the 10 pairs of
-bands; every pair in every bucket is compared, vectorised with `numpy.bitwise_count`, and no bucket is skipped. Components come from
-`scipy.sparse.csgraph.connected_components`. Near links may not build a near-duplicate cluster of more than
-`NEAR_COMPONENT_CAP` samples: such a cluster is re-linked with a tighter distance (2, then 1 bit); a cluster still
-over the cap (a chain of similar slices) is cut into runs of at most the cap along a breadth-first walk, and
-samples whose identical hash is shared by more than the cap are not near-linked at all (exact-pixel and group
-links still hold). Every decision is counted in `Linking.stats`.
+pixels (64-bit perceptual hashes within `NEAR_DUPLICATE_BITS`). Candidate near pairs come from multi-index
+hashing: the 64 bits in 5 bands, and two hashes within 3 bits agree exactly on at least 2 of them, so on one of the
+10 pairs of bands; every pair in every bucket is compared, vectorised with `numpy.bitwise_count`, and no bucket is
+skipped. Components come from `scipy.sparse.csgraph.connected_components`. Near links may not build a
+near-duplicate cluster of more than `NEAR_COMPONENT_CAP` samples: such a cluster is re-linked with a tighter
+distance (2, then 1 bit); a cluster still over the cap (a chain of similar slices) is cut into runs of at most the
+cap along a breadth-first walk, and samples whose identical hash is shared by more than the cap are not
+near-linked at all (exact-pixel and group links still hold). Every decision is counted in `Linking.stats`.
+Rules and the paper's wording beside them: docs/splits.md.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def _components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
-def _cut_chains(u: np.ndarray | int, a: np.ndarray, b: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def _cut_chains(u: int, a: np.ndarray, b: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Which edges (a, b) to keep so that every cluster holds at most NEAR_COMPONENT_CAP samples: nodes are walked
     breadth-first from each cluster's smallest node and cut into consecutive runs of at most the cap; edges inside a
     run are kept."""
