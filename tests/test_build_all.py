@@ -67,3 +67,5 @@ def test_split_statistics_cover_every_built_subset(hub):
         assert s["samples"] == s["splits"]["train"] + s["splits"]["test"]
         if s["splits"]["test"] == 0:
             assert any("no test split" in w for w in s["warnings"]), sid
+        if s["components"] >= 2:  # every subset with two or more linked components has both sides
+            assert s["splits"]["test"] and s["splits"]["train"], (sid, s["splits"], s["split_rules"])

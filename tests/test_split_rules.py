@@ -272,3 +272,10 @@ def test_validate_asks_for_a_relation_where_one_label_names_another(full_copy):
     problems = _problems(full_copy, "subsets/28-*.yaml", drop_viral)
     assert [p.message for p in problems] == [
         "'Viral Pneumonia' reads as a kind of 'Pneumonia', but no relation says whether they can both be right"]
+
+
+def test_a_small_carved_subset_still_gets_a_test_split():
+    # 8 samples, no official split: 9:1 by count rounds up to one test sample; a lone component stays in train
+    keys = [_key(i) for i in range(8)]
+    assert sum(v == "test" for v in assign_splits(keys, 42).values()) == 1
+    assert set(assign_splits([_key(0)], 42).values()) == {"train"}

@@ -8,8 +8,9 @@ The rules are written out, with the paper's wording beside each, in docs/splits.
    and everything else (train, validation) -> train; a source that publishes only train + validation maps
    validation -> test; a source whose built samples carry no test or validation split (no official split, or an
    official test set without labels, so not built) casts no vote. A component goes to test if any member votes
-   test, to train if any votes train, else to test with probability 1/10 (a hash of the seed and the component's
-   smallest id: 9:1, independent of order, group-safe).
+   test, to train if any votes train, else it is carved: carved components, ordered by a seeded key of their
+   smallest id, go to test until they hold 1/10 of the carved samples (9:1, group-safe, independent of order),
+   leaving at least one in train.
 3. Paper flavour. Train is capped at 3,000 samples, label-balanced as far as possible (round-robin over labels).
    Test is strictly label-balanced and as large as possible: n per label for every label with at least n test
    samples, n <= 50 chosen to maximise n x (labels kept), at least two labels kept where two exist; a label with
@@ -20,6 +21,7 @@ The rules are written out, with the paper's wording beside each, in docs/splits.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -192,9 +194,15 @@ def plan_splits(keys, seed: int) -> SplitPlan:
         heads = order[np.r_[True, sorted_comp[1:] != sorted_comp[:-1]]]  # the smallest id of every component
         anchor = np.empty(ncomp, np.int64)
         anchor[comp[heads]] = heads
-        chosen = anchor[carved]
-        unit = order_keys(table["id"].take(pa.array(chosen)), seed, "carve") / 2.0**64
-        comp_vote[carved] = (unit < CARVE_TEST_SHARE).astype(np.int8)
+        # Carved components in the order of a seeded key of their smallest id; the first go to test until they
+        # hold 1/10 of the carved samples (rounded up), leaving at least one component in train.
+        ranked = carved[np.argsort(order_keys(table["id"].take(pa.array(anchor[carved])), seed, "carve"),
+                                   kind="stable")]
+        sizes = np.bincount(comp, minlength=ncomp)[ranked]
+        target = math.ceil(CARVE_TEST_SHARE * int(sizes.sum()))
+        before = np.cumsum(sizes) - sizes
+        to_test = (before < target) & (np.arange(ranked.size) < ranked.size - 1)
+        comp_vote[ranked] = to_test.astype(np.int8)
     is_test = comp_vote[comp] == 1 if n else np.zeros(0, bool)
     stats = dict(linking.stats)
     stats["split_rules"] = {s: {k or "(none)": v or "carved 9:1" for k, v in sorted(r.items(), key=lambda x: x[0] or "")}
