@@ -110,7 +110,7 @@ _BAND_PAIRS = [(p, q) for p in range(5) for q in range(p + 1, 5)]
 
 def _band(values: np.ndarray, band: int) -> np.ndarray:
     offset, width = _BANDS[band]
-    return ((values >> np.uint64(offset)) & np.uint64((1 << width) - 1)).astype(np.int64)
+    return ((values >> np.uint64(offset)) & np.uint64((1 << width) - 1)).astype(np.uint16)
 
 
 def _bucket_pairs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -119,19 +119,21 @@ def _bucket_pairs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
     found = []
     compared, largest = 0, 0
     m = len(values)
+    if m < 2:
+        return np.empty(0, np.int64), np.empty(0, np.int64), {"pairs_compared": 0, "largest_band_bucket": m}
     bands = [_band(values, b) for b in range(len(_BANDS))]
     for p, q in _BAND_PAIRS:
-        key = (bands[p] << np.int64(_BANDS[q][1])) | bands[q]
-        order = np.argsort(key)  # any order inside a bucket will do: the pairs are sorted at the end
-        sorted_key = key[order]
-        starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]]) if m else order
-        sizes = np.diff(np.r_[starts, m])
-        if sizes.size:
-            largest = max(largest, int(sizes.max()))
-        many = sizes > 1
-        kept_order = order[np.repeat(many, sizes)]  # positions alone in their bucket have no pair
-        kept_sizes = sizes[many]
-        kept_starts = np.cumsum(kept_sizes) - kept_sizes
+        # Sorted by the 26-bit key (band p, then band q) with two stable radix passes over 13-bit digits: O(n).
+        order = np.argsort(bands[q], kind="stable")
+        order = order[np.argsort(bands[p][order], kind="stable")]
+        sorted_key = ((bands[p].astype(np.int64) << _BANDS[q][1]) | bands[q])[order]
+        same = sorted_key[1:] == sorted_key[:-1]
+        shared = np.r_[same, False] | np.r_[False, same]  # positions alone in their bucket have no pair
+        kept_order, kept_key = order[shared], sorted_key[shared]
+        kept_starts = np.flatnonzero(np.r_[True, kept_key[1:] != kept_key[:-1]]) if kept_key.size else kept_order
+        kept_sizes = np.diff(np.r_[kept_starts, kept_key.size])
+        if kept_sizes.size:
+            largest = max(largest, int(kept_sizes.max()))
         for a, b in _pairs_in_runs(kept_order, kept_starts, kept_sizes):
             compared += a.size
             near = np.bitwise_count(values[a] ^ values[b]) <= NEAR_DUPLICATE_BITS
@@ -153,10 +155,10 @@ def _cut_chains(u: int, a: np.ndarray, b: np.ndarray, counts: np.ndarray) -> np.
     breadth-first from each cluster's smallest node and cut into consecutive runs of at most the cap; edges inside a
     run are kept."""
     comp = _components(u, a, b)
-    nodes = np.unique(np.concatenate([a, b]))
+    nodes = _sorted_unique(np.concatenate([a, b]))
     starts = np.full(u, u, np.int64)
     np.minimum.at(starts, comp[nodes], nodes)
-    starts = np.unique(starts[comp[nodes]])
+    starts = _sorted_unique(starts[comp[nodes]])
     root = u  # a virtual node tied to each cluster's start: one walk covers every cluster
     graph = coo_matrix((np.ones(a.size + starts.size, np.int8),
                         (np.r_[a, np.full(starts.size, root)], np.r_[b, starts])), shape=(u + 1, u + 1)).tocsr()
