@@ -104,6 +104,43 @@ def synthetic_keys(n: int, seed: int = 0):
     }, schema=KEY_SCHEMA)
 
 
+def near_identical_keys(n: int, seed: int = 0):
+    """The issue's worst case: n images of one scene, each within 0-3 bits of one hash (CT slices, chest X-rays)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from medmat.mat.splits import KEY_SCHEMA
+
+    rng = np.random.default_rng(seed)
+    centre = int(rng.integers(0, 2**63))
+    hashes = []
+    for _ in range(n):
+        h = centre
+        for bit in rng.choice(64, int(rng.integers(0, 4)), replace=False).tolist():
+            h ^= 1 << bit
+        hashes.append(h)
+    return pa.Table.from_pydict({
+        "id": [f"ct/{k:06d}" for k in range(n)], "source": ["ct"] * n, "group_id": [None] * n,
+        "original_split": [None] * n, "pixel_sha256": [f"{k:064x}" for k in range(n)],
+        "phash": [f"{h:016x}" for h in hashes], "labels": [["Normal"]] * n}, schema=KEY_SCHEMA)
+
+
+def near_identical(sizes: list[int]) -> None:
+    """Our linking vs the peer's on one cluster of near-identical images (in this process, one core)."""
+    from medmat.mat.linking import link
+
+    for n in sizes:
+        keys = near_identical_keys(n)
+        t0 = time.perf_counter()
+        stats = link(keys).stats
+        ours = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        peer_link(keys)
+        peer = time.perf_counter() - t0
+        print(f"near-identical cluster of {n:>6,}: ours {ours:.3f} s (largest component {stats['largest_component']},"
+              f" pairs compared {stats['near_duplicates']['pairs_compared']:,}), peer {peer:.2f} s", flush=True)
+
+
 def _per_unit(values, unit):
     """values[unit]: one draw per patient/series (units >= n) or per image."""
     return values[unit]
@@ -209,6 +246,8 @@ def main() -> None:
     ap.add_argument("--peer-max", type=int, default=100_000, help="largest size the peer runs on")
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--repeat", type=int, default=3, help="runs per size; the fastest is reported")
+    ap.add_argument("--cluster", type=int, nargs="*", default=[2000, 4000, 8000],
+                    help="sizes of the near-identical-cluster comparison with the peer (none: skip it)")
     ap.add_argument("--one", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -243,6 +282,8 @@ def main() -> None:
         per_doubling = growth ** (1 / math.log2(b["samples"] / a["samples"]))
         print(f"{a['samples']:,} -> {b['samples']:,}: time x{growth:.2f} for samples x{b['samples'] / a['samples']:.0f}"
               f", i.e. x{per_doubling:.2f} per doubling of the samples")
+    if args.cluster:
+        near_identical(args.cluster)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")
 
