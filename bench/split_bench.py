@@ -13,6 +13,9 @@ is reported, since the machine may be shared; all runs are in the JSON); peak me
 peak resident set size during the stage (VmHWM, reset just before it), shown with the resident size once the
 keys are read from Parquet.
 
+Floor, measured in the same process: numpy's argsort and gather of as many random 64-bit values, to show how this
+machine's memory hierarchy alone scales between sizes.
+
 Peer, measured in the same run: the linking of medmat before issue 11 (every pair of a band bucket compared in
 Python, buckets over 5,000 skipped), run on the same keys up to --peer-max samples.
 """
@@ -227,7 +230,16 @@ def run_one(path: Path, peer: bool, repeat: int = 3) -> dict:
         times.append(time.perf_counter() - t0)
         del full
     elapsed, t_link = min(times), min(link_times)
-    result = {"samples": n, "seconds": round(elapsed, 3), "seconds_all_runs": [round(t, 3) for t in times], "seconds_link_and_sides": round(t_link, 3),
+    import numpy as np
+
+    floor = []  # the machine's own scaling at this size: one argsort and one gather of n random 64-bit values
+    values = np.random.default_rng(0).integers(0, 2**63, n)
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        values[np.argsort(values)]
+        floor.append(time.perf_counter() - t0)
+    result = {"samples": n, "seconds": round(elapsed, 3), "seconds_all_runs": [round(t, 3) for t in times],
+              "numpy_argsort_gather_seconds": round(min(floor), 4), "seconds_link_and_sides": round(t_link, 3),
               "peak_rss_mib": round(_status_kib("VmHWM") / 1024, 1),
               "rss_before_stage_mib": round(rss_before / 1024, 1),
               "components": stats["components"], "largest_component_share": stats["largest_component_share"],
@@ -278,10 +290,12 @@ def main() -> None:
               f"(keys read: {r['rss_before_stage_mib']:.1f}), "
               f"largest component {r['largest_component_share']:.2%}, test {r['test_share']:.1%}{peer}", flush=True)
     for a, b in zip(results, results[1:]):
+        doublings = math.log2(b["samples"] / a["samples"])
         growth = b["seconds"] / a["seconds"]
-        per_doubling = growth ** (1 / math.log2(b["samples"] / a["samples"]))
+        floor = b["numpy_argsort_gather_seconds"] / a["numpy_argsort_gather_seconds"]
         print(f"{a['samples']:,} -> {b['samples']:,}: time x{growth:.2f} for samples x{b['samples'] / a['samples']:.0f}"
-              f", i.e. x{per_doubling:.2f} per doubling of the samples")
+              f", i.e. x{growth ** (1 / doublings):.2f} per doubling (numpy argsort + gather of as many values, same "
+              f"process: x{floor ** (1 / doublings):.2f} per doubling)")
     if args.cluster:
         near_identical(args.cluster)
     if args.json:
