@@ -32,3 +32,28 @@ def load_experiments(manifests: Path | None = None) -> tuple[Registry, CGSet]:
         raise CGError(f"{len(problems)} problem(s) in the manifests:\n" + "\n".join(map(str, problems)))
     cg, _ = load_cg(reg.root)
     return reg, cg
+
+
+def check_hub_options(registry: Registry, hub: Path) -> list[Problem]:
+    """Every question of every built subset config (hub/data/subset-NN*/) against its manifest's label relations:
+    no option set may hold two answers that could both be right (medmat.mat.qa.ambiguous_options)."""
+    import pyarrow.parquet as pq
+
+    from .mat.qa import ambiguous_options
+
+    problems: list[Problem] = []
+    for folder in sorted((Path(hub) / "data").glob("subset-*")):
+        sid = folder.name.split("-")[1]
+        subset = registry.subsets.get(sid)
+        if subset is None:
+            problems.append(Problem(str(folder), "subset", f"no subset manifest {sid}", "rebuild the hub"))
+            continue
+        related = subset.label_relations.related(subset.labels)
+        for path in sorted(folder.rglob("*.parquet")):
+            table = pq.read_table(path, columns=["id", "task_type", "answer", "options"])
+            for row in table.to_pylist():
+                why = ambiguous_options(row["options"], row["answer"], row["task_type"], related)
+                if why:
+                    problems.append(Problem(str(path), row["id"], f"ambiguous options: {why}",
+                                            f"declare the relation in {registry.subset_files[sid]} and rebuild"))
+    return problems

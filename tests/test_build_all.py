@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import json
 
 import pyarrow.parquet as pq
 import pytest
@@ -11,7 +12,7 @@ from datasets import load_dataset
 from typer.testing import CliRunner
 
 from medmat.cli import app
-from medmat.validation import validate
+from medmat.validation import check_hub_options, validate
 from tests.fakes import fixture_ids, materialise
 
 REGISTRY, _ = validate()
@@ -50,3 +51,21 @@ def test_every_config_has_its_exact_counts(hub):
 def test_configs_load(hub, config):
     ds = load_dataset(str(hub), config)
     assert all(len(split) > 0 for split in ds.values())
+
+
+def test_no_question_of_any_built_subset_holds_two_right_answers(hub):
+    # every option set of every subset config against the subset manifests' label relations (issue 11)
+    assert check_hub_options(REGISTRY, hub) == []
+
+
+def test_split_statistics_cover_every_built_subset(hub):
+    stats = json.loads((hub / "split_stats.json").read_text())
+    card = yaml.safe_load((hub / "README.md").read_text().split("---")[1])
+    built = {c["config_name"].split("-")[1] for c in card["configs"] if c["config_name"].startswith("subset-")}
+    assert set(stats) == built
+    for sid, s in stats.items():
+        assert s["samples"] == s["splits"]["train"] + s["splits"]["test"]
+        if s["splits"]["test"] == 0:
+            assert any("no test split" in w for w in s["warnings"]), sid
+        if s["components"] >= 2:  # every subset with two or more linked components has both sides
+            assert s["splits"]["test"] and s["splits"]["train"], (sid, s["splits"], s["split_rules"])

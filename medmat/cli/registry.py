@@ -14,11 +14,15 @@ from .common import ManifestsOpt, console, err, load_registry_or_exit, yes_no
 
 def validate_command(
     path: Annotated[Optional[Path], typer.Argument(help="manifests folder (default: the one shipped)")] = None,
+    hub: Annotated[Optional[Path], typer.Option(help="also check every question of a built hub folder (OUT/hub) "
+                                                     "for option sets that could hold two right answers")] = None,
 ) -> None:
     """Validate every manifest and cross-check them; exit 1 on any problem."""
-    from ..validation import validate as validate_manifests
+    from ..validation import check_hub_options, validate as validate_manifests
 
     registry, problems = validate_manifests(path)
+    if hub is not None:
+        problems += check_hub_options(registry, hub)
     for problem in problems:
         typer.echo(str(problem), err=True)
     if problems:
@@ -65,6 +69,8 @@ def info_command(
     name: Annotated[str, typer.Argument(help="a source id (e.g. isic-2019), a subset number (e.g. 02) or a row (r57)")],
     as_json: Annotated[bool, typer.Option("--json", help="print the whole manifest as JSON")] = False,
     manifests: ManifestsOpt = None,
+    hub: Annotated[Optional[Path], typer.Option(help="a built hub folder (OUT/hub): show a subset's split statistics "
+                                                     "from its split_stats.json")] = None,
 ) -> None:
     """Show one source or subset."""
     from ..registry.summary import source_row, subset_row
@@ -101,6 +107,25 @@ def info_command(
         console.print("\n[bold]Instructions[/bold]")
         for i, text in enumerate(model.instructions, 1):
             console.print(f"{i}. {text}", markup=False, highlight=False)
+        _print_split_stats(model.id, hub)
+
+
+def _print_split_stats(subset_id: str, hub: Path | None) -> None:
+    """The subset's split statistics from a built hub (medmat.mat.splits.split_statistics), if there is one."""
+    from ..mat.split_report import split_stats_lines
+
+    path = (hub / "split_stats.json") if hub else None
+    if path is None or not path.is_file():
+        console.print(f"\n(no split statistics: build the hub, then `medmat info {subset_id} --hub OUT/hub`)",
+                      markup=False, highlight=False)
+        return
+    stats = json.loads(path.read_text(encoding="utf-8")).get(subset_id)
+    if stats is None:
+        console.print(f"\n(subset {subset_id} is not in {path})", markup=False, highlight=False)
+        return
+    console.print(f"\n[bold]Splits[/bold] ({path})")
+    for line in split_stats_lines(stats):
+        console.print(line, markup=False, highlight=False)
 
 
 def schema_command(

@@ -11,6 +11,7 @@ small batches, so memory stays bounded by one batch plus one hash per sample.
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -24,10 +25,11 @@ from ..registry.loader import Registry
 from ..registry.models import Subset, TaskType
 from ..mat.schema import MEDIA_COLUMNS
 from ..shards import ShardWriter
-from ..mat.splits import TEST, TRAIN, SampleKey, assign_splits, paper_selection
+from ..mat.splits import KEY_SCHEMA, TEST, TRAIN, paper_plan, plan_splits, split_statistics
 
 READ_BATCH = 64  # rows read back per batch from a source table
-_KEY_COLUMNS = ["id", "group_id", "original_split", "pixel_sha256", "phash", "labels", "boxes"]
+_KEY_COLUMNS = ["id", "group_id", "original_split", "pixel_sha256", "phash", "labels"]
+SPLIT_STATS_FILE = "split_stats.json"  # per-subset split statistics, in the hub folder
 
 
 @dataclass
@@ -44,25 +46,37 @@ class HubContents:
     subsets: dict[str, dict] = field(default_factory=dict)  # id -> {"sources": [...], "labels": {split: Counter}}
     skipped_cg: dict[str, str] = field(default_factory=dict)  # cg id -> why no config was written
     hashes: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)  # (subset, flavour, split) -> sha256
+    split_stats: dict[str, dict] = field(default_factory=dict)  # subset id -> medmat.mat.splits.split_statistics
 
 
 def _source_files(out: Path, source_id: str) -> list[Path]:
     return sorted((out / "sources" / source_id).glob("part-*.parquet"))
 
 
-def _balance_key(labels: list[str], boxes: list) -> str:
-    return "|".join(labels) if labels else "(none)"
-
-
-def _sample_keys(files: list[Path]) -> list[SampleKey]:
-    keys = []
+def _sample_keys(source_id: str, files: list[Path]) -> pa.Table:
+    """The columns the split needs (medmat.mat.splits.KEY_SCHEMA), read column-wise; no row object per sample."""
+    parts = []
     for path in files:
         table = pq.read_table(path, columns=_KEY_COLUMNS)
-        for row in table.to_pylist():
-            keys.append(SampleKey(id=row["id"], group_id=row["group_id"], original_split=row["original_split"],
-                                  pixel_sha256=row["pixel_sha256"], phash=row["phash"] or "",
-                                  balance_key=_balance_key(row["labels"], row["boxes"])))
-    return keys
+        table = table.append_column("source", pa.array([source_id] * table.num_rows, pa.string()))
+        parts.append(table.select(KEY_SCHEMA.names).cast(KEY_SCHEMA))
+    return pa.concat_tables(parts) if parts else KEY_SCHEMA.empty_table()
+
+
+def _qa_settings(registry: Registry, subset: Subset, seed: int) -> dict[str, QASettings]:
+    """Per task type: the subset's instructions and labels, its label relations, and (when the manifest asks for
+    `distractors: source`) the labels each source uses."""
+    related = subset.label_relations.related(subset.labels)
+    source_labels = None
+    if subset.distractors == "source":
+        source_labels = {}
+        for sid in subset.sources:
+            mapped = set()
+            for target in registry.sources[sid].labels.map.values():
+                mapped |= {target} if isinstance(target, str) else set(target)
+            source_labels[sid] = [label for label in subset.labels if label in mapped]
+    return {t.value: QASettings(t.value, subset.instructions, subset.labels, seed, related=related,
+                                source_labels=source_labels) for t in TaskType}
 
 
 def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed: int, keep_pixels: bool,
@@ -70,12 +84,18 @@ def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed:
     built = [s for s in subset.sources if _source_files(out, s)]
     if not built:
         return
-    keys = [k for s in built for k in _sample_keys(_source_files(out, s))]
-    full = assign_splits(keys, seed)
-    paper = paper_selection(keys, full, seed)
-    sha = {k.id: k.pixel_sha256 for k in keys}
+    keys = pa.concat_tables([_sample_keys(s, _source_files(out, s)) for s in built])
+    if not keys.num_rows:
+        return
+    plan = plan_splits(keys, seed)
+    full = plan.as_dict()
+    per_label = subset.task_type is not TaskType.single_label  # balance on each label, not on label combinations
+    paper_rows = paper_plan(keys, plan.is_test, seed, per_label=per_label)
+    paper = paper_rows.as_dict(plan.ids)
+    contents.split_stats[subset.id] = split_statistics(plan, keys, paper_rows, per_label)
+    sha = dict(zip(keys["id"].to_pylist(), keys["pixel_sha256"].to_pylist()))
     labels_count: dict[str, Counter] = {TRAIN: Counter(), TEST: Counter()}
-    qa_settings = {t.value: QASettings(t.value, subset.instructions, subset.labels, seed) for t in TaskType}
+    qa_settings = _qa_settings(registry, subset, seed)
 
     for flavour, chosen in (("", full), ("-paper", paper)):
         name = f"subset-{subset.id}{flavour}"
@@ -94,7 +114,7 @@ def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed:
                             continue
                         row["split"] = split
                         sample = QASample(row["id"], row["labels"], row["boxes"] or [], row["width"] or 0,
-                                          row["height"] or 0)
+                                          row["height"] or 0, source=source_id)
                         row.update(make_qa(sample, qa_settings[row["task_type"]]).as_row())
                         if strip:  # the license forbids republishing pixels: keep QA, metadata and hashes
                             row.update({m: None for m in MEDIA_COLUMNS})
@@ -114,10 +134,10 @@ def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed:
                                       [f"data/{name}/{split}/{f}" for f in writer.files], writer.rows)
         data_files = {split: [f"data/{name}/{split}/*.parquet"] for split in (TRAIN, TEST) if counts[split]}
         if data_files:
-            how = ("every sample; train/test from the sources' own splits or 9:1, grouped by patient and by exact "
-                   "and near-duplicate pixels" if not flavour else
-                   "the paper's flavour: train capped at 3,000 label-balanced samples, test label-balanced "
-                   "(at most 50 per label)")
+            how = ("every sample; train/test from the sources' own splits (validation as test where a source has "
+                   "no test split) or 9:1, grouped by patient and by exact and near-duplicate pixels" if not flavour
+                   else "the paper's flavour: train capped at 3,000 label-balanced samples, test strictly "
+                   "label-balanced and as large as balance allows (at most 50 per label)")
             contents.configs.append(ConfigInfo(name, data_files, {s: counts[s] for s in data_files}, how))
     contents.subsets[subset.id] = {"sources": built, "labels": labels_count}
 
@@ -178,6 +198,15 @@ def build_hub_data(registry: Registry, out: Path, subset_ids: list[str], seed: i
     for sid in sorted(subset_ids):
         build_subset(registry, registry.subsets[sid], out, hub, seed, keep_pixels, contents)
     add_cg_configs(registry, contents)
+    write_split_stats(contents, hub)
     order = {"subset": 0, "source": 1, "cg-": 2}
     contents.configs.sort(key=lambda c: (next(v for k, v in order.items() if c.name.startswith(k)), c.name))
     return contents
+
+
+def write_split_stats(contents: HubContents, hub: Path) -> Path:
+    """hub/split_stats.json: every built subset's split statistics (sorted keys, so the file is deterministic)."""
+    hub.mkdir(parents=True, exist_ok=True)
+    path = hub / SPLIT_STATS_FILE
+    path.write_text(json.dumps(contents.split_stats, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return path

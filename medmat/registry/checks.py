@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .loader import Registry
@@ -178,7 +179,65 @@ def _check_subset(reg: Registry, sub: Subset) -> list[Problem]:
                                  "remove the label or map a source label to it"))
 
     found += _check_instructions(reg, sub, shown, modality, area)
+    found += _check_label_relations(reg, sub, shown)
     return found
+
+
+def _words(label: str) -> frozenset[str]:
+    return frozenset(w for w in re.split(r"[^a-z0-9]+", label.lower()) if w)
+
+
+def _check_label_relations(reg: Registry, sub: Subset, shown: str) -> list[Problem]:
+    """Relations name real labels and hold together; labels whose names read as related are declared one way or
+    the other; no question can be left with a single option."""
+    rel, found = sub.label_relations, []
+    for label in sorted(rel.labels_named() - set(sub.labels)):
+        found.append(Problem(shown, "label_relations", f"{label!r} is not a label of subset {sub.id}",
+                             f"use one of the subset's labels: {sub.labels}"))
+    for child in rel.parent:
+        if child in rel.ancestors(child) or any(child in rel.ancestors(p) for p in rel.ancestors(child)):
+            found.append(Problem(shown, f"label_relations.parent.{child}", "the parent chain comes back to itself",
+                                 "a label cannot be its own ancestor: remove one link of the cycle"))
+    for negation, negated in rel.negations.items():
+        if negation == negated:
+            found.append(Problem(shown, f"label_relations.negations.{negation}", "a label cannot negate itself",
+                                 "name the label it is the negative class of"))
+    related = rel.related(sub.labels)
+    for pair in rel.distinct:
+        for i, a in enumerate(pair):
+            for b in pair[i + 1:]:
+                if b in related.get(a, ()):
+                    found.append(Problem(shown, "label_relations.distinct", f"{a!r} and {b!r} are declared distinct "
+                                         "and related", "keep the pair in one of the two"))
+    if sub.task_type in (TaskType.single_label, MULTI_LABEL):
+        declared = {frozenset(p) for group in rel.distinct for p in _pairs(group)}
+        declared |= {frozenset(p) for p in rel.negations.items()}
+        for a in sub.labels:
+            for b in sub.labels:
+                if a != b and _words(a) < _words(b) and b not in related[a] and frozenset((a, b)) not in declared:
+                    found.append(Problem(shown, "label_relations", f"{b!r} reads as a kind of {a!r}, but no relation "
+                                         "says whether they can both be right",
+                                         f"add `parent: {{{b}: {a}}}`, an overlap or a negation, or list "
+                                         f"[{a}, {b}] under label_relations.distinct"))
+    if sub.task_type is TaskType.single_label:
+        pools = {"the subset": list(sub.labels)}
+        if sub.distractors == "source":
+            pools = {f"source {s}": sorted(_mapped(reg.sources[s])) for s in sub.sources if s in reg.sources}
+        for where, pool in pools.items():
+            for label in pool:
+                if label in related and not [x for x in pool if x != label and x not in related[label]]:
+                    found.append(Problem(shown, "label_relations", f"a question answered {label!r} ({where}) would "
+                                         "have no distractor: every other label it could meet is related to it",
+                                         "check the relations (or use distractors: subset)"))
+    return found
+
+
+def _pairs(group: list[str]) -> list[tuple[str, str]]:
+    return [(a, b) for i, a in enumerate(group) for b in group[i + 1:]]
+
+
+def _mapped(src: Source) -> set[str]:
+    return {t for v in src.labels.map.values() for t in ([v] if isinstance(v, str) else v)}
 
 
 def _check_label_targets(reg: Registry, sub: Subset, src: Source) -> list[Problem]:

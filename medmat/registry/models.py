@@ -20,6 +20,8 @@ from pydantic import (
     model_validator,
 )
 
+from .label_relations import LabelRelations
+
 SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 SourceId = Annotated[str, StringConstraints(pattern=SLUG, min_length=2, max_length=64)]
 SubsetId = Annotated[str, StringConstraints(pattern=r"^\d{2}$")]
@@ -376,6 +378,10 @@ class Subset(Strict):
     sources: list[SourceId] = Field(min_length=1)
     labels: list[NonEmptyStr] = Field(min_length=1)
     instructions: list[NonEmptyStr]
+    label_relations: LabelRelations = LabelRelations()
+    distractors: Literal["subset", "source"] = Field(
+        default="subset", description="draw distractors from every label of the subset (the paper) or only from the "
+                                      "labels the sample's own source uses")
     paper: PaperFacts
     corrections: list[Correction] = []
     notes: str = ""
