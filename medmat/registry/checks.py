@@ -13,8 +13,9 @@ INSTRUCTIONS_PER_SUBSET = 6
 # Issue 15: every source cites where its layout was confirmed, at least its top folders. Off until the last batch
 # of evidence blocks lands (then every manifest has one); the lead flips it to True at that merge.
 REQUIRE_EVIDENCE = False
-# What `evidence[].where` may be: a URL, or `owner/repo:path` of public code (optionally #L.. and @commit).
-_WHERE = re.compile(r"^(https?://\S+|[A-Za-z0-9][\w.-]*/[\w.-]+:\S.*)$")
+# What `evidence[].where` starts with: a URL, or `owner/repo:path` of public code (optionally #L.. and @commit);
+# a note may follow.
+_WHERE = re.compile(r"^(https?://[^\s/]+\S*|[A-Za-z0-9][\w.-]*/[\w.-]+:\S+)")
 MULTI_LABEL = TaskType.multi_label
 # Which source task types a subset of each type may take (segmentation masks give boxes, not the reverse).
 COMPATIBLE = {
