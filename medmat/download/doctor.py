@@ -70,9 +70,11 @@ def _file_item(path: Path, file, shown: str) -> Item:
     except VerificationError as exc:
         status = "wrong size" if str(exc).startswith("size") else "wrong hash"
         return Item("file", shown, status, str(exc))
-    if file.sha256 is None:
+    if file.sha256 is None and file.md5 is None:
         return Item("file", shown, "present (no checksum in the manifest)", f"{size:,} bytes, sha256 {digest}")
-    return Item("file", shown, "verified", f"{size:,} bytes")
+    sums = ", ".join(f"{name} {value} matches" for name, value in (("sha256", file.sha256), ("md5", file.md5))
+                     if value)
+    return Item("file", shown, "verified", f"{size:,} bytes, {sums}")
 
 
 def _archive_item(path: Path, file, shown: str) -> Item:
