@@ -1,29 +1,37 @@
 """What each source needs under DIR/<source-id>/, what is there, what is missing or wrong, and the next step.
 
 Checked: every `expected_files` entry (a trailing / asks for a non-empty folder); every file of `files` that is
-not an archive (present, size, sha256); every archive kept under DIR/.downloads/ (size and sha256, trusted from
-its marker while the file is unchanged) and whether it was extracted. A source is ready when nothing is missing
-or wrong.
+not an archive (present, size, sha256, the publisher's md5); every archive kept under DIR/.downloads/ (size and
+sha256, trusted from its marker while the file is unchanged) and whether it was extracted. When expected paths
+are missing, the source folder is searched for the tree (`medmat.download.drift`: an extra or doubled folder, a
+missing level, a case change, a renamed folder) and the exact fix is printed. When the tree is there (as the
+manifest says, or where the drift search found it), the source's adapter walks it as a build would, without
+decoding any pixels: label files must parse and have the columns `layout.params` names, and every label value
+they hold must be listed in the manifest. A source is ready when nothing is missing or wrong.
 """
 
 from __future__ import annotations
 
+import shlex
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..registry import Registry
+from ..registry.loader import with_layout_root
 from ..registry.models import AccessKind, Source
 from . import kaggle
+from .drift import find_drift
 from .http import VerificationError, verify
 from .layout import cache_dir, check_expected, marker_matches, source_dir
 
 OK_STATES = {"present", "verified", "present (no checksum in the manifest)", "extracted", "not downloaded",
-             "downloaded, not extracted"}
+             "downloaded, not extracted", "labels known"}
 
 
 @dataclass
 class Item:
-    what: str  # "expected" | "file" | "archive"
+    what: str  # "expected" | "file" | "archive" | "layout" | "labels"
     path: str
     status: str
     detail: str = ""
@@ -39,6 +47,8 @@ class SourceReport:
     access: str
     items: list[Item] = field(default_factory=list)
     next_step: str = ""
+    drift: list[str] = field(default_factory=list)  # what the drift search found and the fixes, as lines
+    layout_root: str | None = None  # the --layout-root value that fixes the drift, when one does
 
     @property
     def expected(self) -> int:
@@ -59,7 +69,7 @@ class SourceReport:
     def to_json(self) -> dict:
         return {"source": self.source_id, "access": self.access, "ok": self.ok, "expected": self.expected,
                 "present": self.present, "items": [asdict(i) | {"problem": i.problem} for i in self.items],
-                "next_step": self.next_step}
+                "drift": self.drift, "layout_root": self.layout_root, "next_step": self.next_step}
 
 
 def _file_item(path: Path, file, shown: str) -> Item:
@@ -97,9 +107,18 @@ def _archive_item(path: Path, file, shown: str) -> Item:
     return Item("archive", shown, "not downloaded")
 
 
-def _next_step(source: Source, report: SourceReport, data_dir: Path) -> str:
+def _next_step(source: Source, report: SourceReport, data_dir: Path, override: str | None = None) -> str:
+    shown = f" --layout-root {shlex.quote(override or '.')}" if override is not None else ""
     if report.ok:
-        return f"ready: medmat build {source.id} --data-dir {data_dir} --out OUT"
+        return f"ready: medmat build {source.id} --data-dir {data_dir} --out OUT{shown}"
+    if report.drift:
+        if report.layout_root is not None:
+            return (f"medmat doctor {source.id} --data-dir {data_dir} --layout-root "
+                    f"{shlex.quote(report.layout_root or '.')} (and build with the same option), or edit the "
+                    "manifest as shown")
+        return "move the files where the manifest expects them, as shown (or edit the manifest)"
+    if any(i.what == "labels" for i in report.problems):
+        return f"fix {report.source_id}'s manifest (labels or layout.params) or its label files, then run doctor again"
     unextracted = [i for i in report.items if i.what == "archive" and i.status == "downloaded, not extracted"]
     kind = source.access.kind
     if unextracted and kind is AccessKind.open:
@@ -116,17 +135,67 @@ def _next_step(source: Source, report: SourceReport, data_dir: Path) -> str:
             "prints the numbered steps")
 
 
-def inspect(registry: Registry, source_id: str, data_dir: Path) -> SourceReport:
+def check_labels(source: Source, source_dir: Path) -> Item:
+    """Walk the tree with the source's adapter, as a build does but without pixels: label files parse and have
+    their columns, and every label the items carry is listed in the manifest (mapped or excluded)."""
+    from ..prepare.process import item_labels
+    from ..sources import AdapterError, RawItem, adapter_for
+    from ..sources.tables import TableError
+
+    known = set(source.labels.map) | set(source.labels.exclude)
+    seen: Counter[str] = Counter()
+    unknown: Counter[str] = Counter()
+    examples: dict[str, str] = {}
+    items = 0
+    try:
+        for entry in adapter_for(source).entries(source_dir):
+            if not isinstance(entry, RawItem):
+                continue
+            items += 1
+            for label in item_labels(entry):
+                seen[label] += 1
+                if label not in known:
+                    unknown[label] += 1
+                    examples.setdefault(label, entry.key)
+    except (AdapterError, TableError) as exc:
+        return Item("labels", "layout.params", "label file problem", str(exc))
+    if unknown:
+        listed = "; ".join(f"{label!r} x{n} (e.g. {examples[label]})" for label, n in unknown.most_common(10))
+        return Item("labels", "labels.vocabulary", "unknown labels",
+                    f"{sum(unknown.values())} label value(s) of {items} item(s) are not in the manifest: {listed}; "
+                    "add each to labels.vocabulary and map or exclude it (a build quarantines them)")
+    counts = ", ".join(f"{label} {n}" for label, n in sorted(seen.items()))
+    return Item("labels", "labels.vocabulary", "labels known", f"{items} item(s); {counts or 'no labels'}")
+
+
+def inspect(registry: Registry, source_id: str, data_dir: Path, *, layout_root: str | None = None,
+            labels: bool = True) -> SourceReport:
+    """The report of one source; `layout_root` overrides the manifest's (as `--layout-root` does); `labels`
+    walks the tree to check label files and values once the tree is there."""
     source = registry.sources[source_id]
+    if layout_root is not None:
+        source = with_layout_root(source, layout_root)
     data_dir = Path(data_dir)
     report = SourceReport(source_id, source.access.kind.value)
-    for check in check_expected(source, data_dir):
+    checks = check_expected(source, data_dir)
+    for check in checks:
         report.items.append(Item("expected", check.path, check.status, check.description))
+    tree = source
+    if not all(c.ok for c in checks) and source_dir(data_dir, source_id).is_dir():
+        drift = find_drift(source, source_dir(data_dir, source_id))
+        if drift is not None:
+            report.drift = drift.lines(source_id, registry.source_files.get(source_id, f"{source_id}.yaml"), data_dir)
+            report.layout_root = drift.layout_root
+            report.items.append(Item("layout", source.layout.root or ".", "layout drift", report.drift[0]))
+            if drift.layout_root is not None and drift.after == drift.total:
+                tree = with_layout_root(source, drift.layout_root)
+    if labels and all(c.ok for c in check_expected(tree, data_dir)):
+        report.items.append(check_labels(tree, source_dir(data_dir, source_id)))
     for file in source.files:
         if file.extract:
             path = cache_dir(data_dir, source.id) / file.name
             report.items.append(_archive_item(path, file, f".downloads/{source.id}/{file.name}"))
         else:
             report.items.append(_file_item(source_dir(data_dir, source.id) / file.name, file, file.name))
-    report.next_step = _next_step(source, report, data_dir)
+    report.next_step = _next_step(source, report, data_dir, layout_root)
     return report
