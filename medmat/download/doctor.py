@@ -189,13 +189,15 @@ def inspect(registry: Registry, source_id: str, data_dir: Path, *, layout_root: 
             report.items.append(Item("layout", source.layout.root or ".", "layout drift", report.drift[0]))
             if drift.layout_root is not None and drift.after == drift.total:
                 tree = with_layout_root(source, drift.layout_root)
-    if labels and all(c.ok for c in check_expected(tree, data_dir)):
-        report.items.append(check_labels(tree, source_dir(data_dir, source_id)))
+    tree_ok = all(c.ok for c in check_expected(tree, data_dir))
     for file in source.files:
         if file.extract:
             path = cache_dir(data_dir, source.id) / file.name
             report.items.append(_archive_item(path, file, f".downloads/{source.id}/{file.name}"))
         else:
             report.items.append(_file_item(source_dir(data_dir, source.id) / file.name, file, file.name))
+    # Label files and values, once the files are there and verified (a wrong archive's contents prove nothing).
+    if labels and tree_ok and not [i for i in report.problems if i.what != "layout"]:
+        report.items.append(check_labels(tree, source_dir(data_dir, source_id)))
     report.next_step = _next_step(source, report, data_dir, layout_root)
     return report

@@ -134,6 +134,12 @@ def _apply(anchors: list[Anchor], change: Change) -> list[Anchor]:
             for a in anchors]
 
 
+def _nesting(anchors: list[Anchor]) -> set[tuple[int, int]]:
+    """(i, j) for each anchor i at or above anchor j."""
+    return {(i, j) for i, a in enumerate(anchors) for j, b in enumerate(anchors)
+            if i != j and b.parts[:len(a.parts)] == a.parts}
+
+
 def _score(disk: _Disk, anchors: list[Anchor]) -> int:
     return sum(disk.present(a.parts, a.folder) for a in anchors)
 
@@ -205,7 +211,11 @@ def _best(disk: _Disk, anchors: list[Anchor], mentioned: set[str]) -> tuple[Chan
             if (change.old, change.new) in seen:
                 continue
             seen.add((change.old, change.new))
+            if len(change.new) <= len(change.old) and disk.base.joinpath(*change.old).exists():
+                continue  # the folder is there as the manifest spells it (maybe empty): not moved nor renamed
             moved = _apply(anchors, change)
+            if _nesting(moved) - _nesting(anchors):
+                continue  # it would put one expected path inside another (train_images/ -> . holding train.csv)
             score = _score(disk, moved)
             if score <= current:
                 continue
