@@ -161,3 +161,20 @@ def test_layout_root_values_are_checked(tmp_path):
                         (["aptos-2019", "--layout-root", "../x"], "stay inside")):
         result = _cli("doctor", *args, "--data-dir", str(tmp_path))
         assert result.exit_code == 2 and words in result.output
+
+
+def test_doctor_checks_the_columns_layout_label_files_lists(tmp_path):
+    """aptos-2019's manifest lists test.csv with column id_code (the build never reads it): a header spelled
+    otherwise is still reported, from the manifest's own `layout.label_files`."""
+    data = tmp_path / "data"
+    fakes.materialise("aptos-2019", data)
+    code, report, _ = _doctor(data, "aptos-2019")
+    assert code == 0
+    statuses = {i["path"]: i["status"] for i in report["items"] if i["what"] == "label-file"}
+    assert statuses == {"train.csv": "columns as listed", "test.csv": "columns as listed"}
+    table = data / "aptos-2019" / "test.csv"
+    table.write_text(table.read_text().replace("id_code", "id", 1))
+    code, report, _ = _doctor(data, "aptos-2019")
+    assert code == 1
+    (item,) = [i for i in report["items"] if i["what"] == "label-file" and i["problem"]]
+    assert item["path"] == "test.csv" and "lacks ['id_code']" in item["detail"] and "['id']" in item["detail"]

@@ -12,6 +12,7 @@ they hold must be listed in the manifest. A source is ready when nothing is miss
 
 from __future__ import annotations
 
+import csv
 import shlex
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -26,12 +27,12 @@ from .http import VerificationError, verify
 from .layout import cache_dir, check_expected, marker_matches, source_dir
 
 OK_STATES = {"present", "verified", "present (no checksum in the manifest)", "extracted", "not downloaded",
-             "downloaded, not extracted", "labels known"}
+             "downloaded, not extracted", "labels known", "columns as listed"}
 
 
 @dataclass
 class Item:
-    what: str  # "expected" | "file" | "archive" | "layout" | "labels"
+    what: str  # "expected" | "file" | "archive" | "layout" | "label-file" | "labels"
     path: str
     status: str
     detail: str = ""
@@ -117,7 +118,7 @@ def _next_step(source: Source, report: SourceReport, data_dir: Path, override: s
                     f"{shlex.quote(report.layout_root or '.')} (and build with the same option), or edit the "
                     "manifest as shown")
         return "move the files where the manifest expects them, as shown (or edit the manifest)"
-    if any(i.what == "labels" for i in report.problems):
+    if any(i.what in ("labels", "label-file") for i in report.problems):
         return f"fix {report.source_id}'s manifest (labels or layout.params) or its label files, then run doctor again"
     unextracted = [i for i in report.items if i.what == "archive" and i.status == "downloaded, not extracted"]
     kind = source.access.kind
@@ -133,6 +134,54 @@ def _next_step(source: Source, report: SourceReport, data_dir: Path, override: s
         return f"medmat download {source.id} --data-dir {data_dir} (needs Kaggle credentials)"
     return (f"{kind.value} access at {source.access.page}: `medmat download {source.id} --data-dir {data_dir}` "
             "prints the numbered steps")
+
+
+def _header(path: Path, fmt: str) -> list[str]:
+    """The first row of a label file, cells exactly as written (an empty xlsx cell is '')."""
+    if fmt == "xlsx":
+        import openpyxl
+
+        book = openpyxl.load_workbook(path, read_only=True)
+        try:
+            row = next(book.worksheets[0].iter_rows(max_row=1, values_only=True), ())
+        finally:
+            book.close()
+        return ["" if v is None else str(v) for v in row]
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as fh:
+        first = fh.readline()
+    if fmt == "tsv":
+        delimiter = "\t"
+    else:
+        try:
+            delimiter = csv.Sniffer().sniff(first, delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = ","
+    return next(csv.reader([first], delimiter=delimiter), [])
+
+
+def check_label_file_columns(source: Source, source_dir: Path) -> list[Item]:
+    """For each `layout.label_files` entry that lists its columns (csv, tsv, xlsx): the file's header must hold
+    them, spelled exactly so. The path is tried under the source folder, then under `layout.root`."""
+    items = []
+    root = source_dir / source.layout.root if source.layout.root else source_dir
+    for entry in source.layout.label_files:
+        if not entry.columns or entry.format not in ("csv", "tsv", "xlsx"):
+            continue
+        path = next((p for p in (source_dir / entry.path, root / entry.path) if p.is_file()), None)
+        if path is None:
+            continue  # not every listed file is needed; the walk below fails on one that is
+        try:
+            header = _header(path, entry.format)
+        except (OSError, ValueError, KeyError) as exc:
+            items.append(Item("label-file", entry.path, "columns differ", f"the header cannot be read: {exc}"))
+            continue
+        missing = [c for c in entry.columns if c not in header]
+        if missing:
+            items.append(Item("label-file", entry.path, "columns differ",
+                              f"lacks {missing} that layout.label_files lists; its header is {header}"))
+        else:
+            items.append(Item("label-file", entry.path, "columns as listed", f"{len(header)} columns"))
+    return items
 
 
 def check_labels(source: Source, source_dir: Path) -> Item:
@@ -198,6 +247,7 @@ def inspect(registry: Registry, source_id: str, data_dir: Path, *, layout_root: 
             report.items.append(_file_item(source_dir(data_dir, source.id) / file.name, file, file.name))
     # Label files and values, once the files are there and verified (a wrong archive's contents prove nothing).
     if labels and tree_ok and not [i for i in report.problems if i.what != "layout"]:
+        report.items += check_label_file_columns(tree, source_dir(data_dir, source_id))
         report.items.append(check_labels(tree, source_dir(data_dir, source_id)))
     report.next_step = _next_step(source, report, data_dir, layout_root)
     return report
