@@ -118,7 +118,8 @@ def test_drift_inside_the_root_is_fixed_by_the_printed_command(tmp_path):
 
     code, report, text = _doctor(data, sid)
     assert code == 1 and report["layout_root"] is None
-    assert report["drift"][0] == "layout drift: case differs: the manifest expects 'Training', the files are under 'training'"
+    assert report["drift"][0] == ("layout drift: case differs: the manifest expects 'Training', the files are "
+                                  "under 'training'")
     (command,) = [line.split(": ", 1)[1] for line in report["drift"] if line.startswith("or move the files")]
     subprocess.run(["bash", "-c", command], check=True)
     code, report, text = _doctor(data, sid)

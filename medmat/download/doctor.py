@@ -187,8 +187,8 @@ def check_label_file_columns(source: Source, source_dir: Path) -> list[Item]:
 def check_labels(source: Source, source_dir: Path) -> Item:
     """Walk the tree with the source's adapter, as a build does but without pixels: label files parse and have
     their columns, and every label the items carry is listed in the manifest (mapped or excluded)."""
-    from ..prepare.process import item_labels
     from ..sources import AdapterError, RawItem, adapter_for
+    from ..sources.base import item_labels
     from ..sources.tables import TableError
 
     known = set(source.labels.map) | set(source.labels.exclude)

@@ -273,7 +273,8 @@ def _fixes(drift: Drift, source: Source, anchors: list[Anchor], moved: list[Anch
         if len(new) == len(old) + 1:  # an extra folder: lift its contents one level
             drift.commands.append(f"mv {q(new)}/* {q(old)}/ && rmdir {q(new)}")
         elif len(new) + 1 == len(old):  # a level missing: make it and move the expected entries into it
-            names = sorted({a.parts[len(old)] for a in anchors if a.parts[:len(old)] == old and len(a.parts) > len(old)})
+            names = sorted({a.parts[len(old)] for a in anchors
+                            if a.parts[:len(old)] == old and len(a.parts) > len(old)})
             if names:
                 drift.commands.append(f"mkdir -p {q(old)} && mv {' '.join(q(new + (n,)) for n in names)} {q(old)}/")
             else:  # the whole folder's contents form the missing level

@@ -15,7 +15,7 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from ..sources.base import RawItem, Skipped
+from ..sources.base import RawItem, Skipped, item_labels
 from ..readers import Decoded, ReaderOptions, ReadError, read_file
 from ..readers.dicom import read_dicom_series
 from ..readers.masks import read_mask
@@ -152,13 +152,6 @@ def _segmentation(item: RawItem, decoded: Decoded, root: Path, ctx: SourceContex
             mask[binary & (mask == 0)] = order.get(target, 255)
             boxes += extent_boxes(binary, target)
     return decoded, mask, boxes
-
-
-def item_labels(item: RawItem) -> tuple[str, ...]:
-    """Every source label an item carries: its own, then those of its boxes, masks and run-length masks (an
-    annotation label the manifest does not list is as unknown as an image label, and quarantines the item)."""
-    return tuple(dict.fromkeys((*item.source_labels, *(b.label for b in item.boxes), *(l for l, _ in item.masks),
-                                *(l for l, _ in item.rles))))
 
 
 def process_item(item: RawItem, ctx: SourceContext) -> dict | Skipped:
