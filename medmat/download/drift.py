@@ -108,7 +108,10 @@ class _Disk:
     def present(self, parts: Parts, folder: bool) -> bool:
         path = self.base.joinpath(*parts)
         if folder:
-            return path.is_dir() and any(True for _ in os.scandir(path))
+            if not path.is_dir():
+                return False
+            with os.scandir(path) as entries:
+                return any(True for _ in entries)
         return path.is_file()
 
     def children(self, parts: Parts) -> list[tuple[str, bool]]:
