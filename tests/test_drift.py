@@ -69,6 +69,11 @@ def _renamed_top_folder(root: Path) -> None:
     _move(root / "COVID-19_Radiography_Dataset", root / "COVID-19 Radiography Database")
 
 
+def _root_below_expected_renamed(root: Path) -> None:
+    """acrima's expected_files name only Database/; its layout.root Database/Images is what moved."""
+    _move(root / "Database" / "Images", root / "Database" / "images")
+
+
 # (source, rearrangement, kind doctor must name, the --layout-root that fixes it)
 CASES = [
     ("aptos-2019", _extra_top_folder, "extra folder", "aptos2019-blindness-detection"),
@@ -77,10 +82,11 @@ CASES = [
     ("busi", _case_change, "case differs", "dataset_busi_with_gt"),
     ("retinal-oct-c8", _missing_level, "single folder", "RetinalOCT_Dataset"),
     ("covid-19-radiography-database", _renamed_top_folder, "renamed folder", "COVID-19 Radiography Database"),
+    ("acrima", _root_below_expected_renamed, "case differs", "Database/images"),
 ]
 
 
-@pytest.mark.parametrize("sid, rearrange, kind, root", CASES, ids=[c[2] for c in CASES])
+@pytest.mark.parametrize("sid, rearrange, kind, root", CASES, ids=[f"{c[2]}-{c[0]}" for c in CASES])
 def test_doctor_finds_the_tree_and_its_fix_builds(tmp_path, sid, rearrange, kind, root):
     data = tmp_path / "data"
     fakes.materialise(sid, data)

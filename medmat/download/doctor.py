@@ -3,7 +3,7 @@
 Checked: every `expected_files` entry (a trailing / asks for a non-empty folder); every file of `files` that is
 not an archive (present, size, sha256, the publisher's md5); every archive kept under DIR/.downloads/ (size and
 sha256, trusted from its marker while the file is unchanged) and whether it was extracted. When expected paths
-are missing, the source folder is searched for the tree (`medmat.download.drift`: an extra or doubled folder, a
+(or the layout.root folder) are missing, the source folder is searched for the tree (`medmat.download.drift`: an extra or doubled folder, a
 missing level, a case change, a renamed folder) and the exact fix is printed. When the tree is there (as the
 manifest says, or where the drift search found it), the source's adapter walks it as a build would, without
 decoding any pixels: label files must parse and have the columns `layout.params` names, and every label value
@@ -230,7 +230,7 @@ def inspect(registry: Registry, source_id: str, data_dir: Path, *, layout_root: 
     for check in checks:
         report.items.append(Item("expected", check.path, check.status, check.description))
     tree = source
-    if not all(c.ok for c in checks) and source_dir(data_dir, source_id).is_dir():
+    if source_dir(data_dir, source_id).is_dir():  # layout.root counts too, even when expected_files are there
         drift = find_drift(source, source_dir(data_dir, source_id))
         if drift is not None:
             report.drift = drift.lines(source_id, registry.source_files.get(source_id, f"{source_id}.yaml"), data_dir)
