@@ -3,11 +3,13 @@
 Checked: every `expected_files` entry (a trailing / asks for a non-empty folder); every file of `files` that is
 not an archive (present, size, sha256, the publisher's md5); every archive kept under DIR/.downloads/ (size and
 sha256, trusted from its marker while the file is unchanged) and whether it was extracted. When expected paths
-(or the layout.root folder) are missing, the source folder is searched for the tree (`medmat.download.drift`: an extra or doubled folder, a
-missing level, a case change, a renamed folder) and the exact fix is printed. When the tree is there (as the
-manifest says, or where the drift search found it), the source's adapter walks it as a build would, without
-decoding any pixels: label files must parse and have the columns `layout.params` names, and every label value
-they hold must be listed in the manifest. A source is ready when nothing is missing or wrong.
+(or the layout.root folder) are missing, the source folder is searched for the tree (`medmat.download.drift`:
+an extra or doubled folder, a missing level, a case change, a renamed folder) and the exact fix is printed. When
+the tree is there (as the manifest says, or where the drift search found it) and the files are verified, the
+headers of `layout.label_files` are compared with their listed columns, and the source's adapter walks the tree
+as a build would, without decoding any pixels: label files must parse and have the columns `layout.params`
+names, and every label value they hold must be listed in the manifest. A source is ready when nothing is missing
+or wrong.
 """
 
 from __future__ import annotations
