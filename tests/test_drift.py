@@ -114,6 +114,22 @@ def test_doctor_finds_the_tree_and_its_fix_builds(tmp_path, sid, rearrange, kind
     assert built["reconciled"]
 
 
+def test_a_tree_stored_twice_is_reported(tmp_path):
+    """Some Kaggle mirrors hold the tree and a copy of it inside itself (x/ and x/x/): the build would read both."""
+    sid = "tuberculosis-cxr-database"
+    data = tmp_path / "data"
+    fakes.materialise(sid, data)
+    top = data / sid / "TB_Chest_Radiography_Database"
+    assert _doctor(data, sid)[0] == 0
+    shutil.copytree(top, tmp_path / "copy")
+    shutil.copytree(tmp_path / "copy", top / "TB_Chest_Radiography_Database")
+    code, report, text = _doctor(data, sid)
+    assert code == 1
+    (item,) = [i for i in report["items"] if i["status"] == "tree stored twice"]
+    assert item["path"] == "TB_Chest_Radiography_Database/TB_Chest_Radiography_Database"
+    assert "(Normal, Tuberculosis)" in item["detail"] and "tree stored twice" in text
+
+
 def test_drift_inside_the_root_is_fixed_by_the_printed_command(tmp_path):
     """brain-tumor-mri-4-classes reads Training/ and Testing/ straight from the source folder: a case change there
     is below any layout.root, so the fix is the printed `mv`, which is run here as printed."""

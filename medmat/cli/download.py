@@ -152,7 +152,7 @@ def doctor_command(
             for line in r.drift:
                 console.print(f"    {line}", markup=False, highlight=False, soft_wrap=True)
             for item in r.problems:
-                if item.what == "layout":
+                if item.status == "layout drift":
                     continue  # its lines are the drift lines above
                 detail = f": {item.detail}" if item.detail else ""
                 console.print(f"    {item.path}: {item.status}{detail}", markup=False, highlight=False,

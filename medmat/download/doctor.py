@@ -24,7 +24,7 @@ from ..registry import Registry
 from ..registry.loader import with_layout_root
 from ..registry.models import AccessKind, Source
 from . import kaggle
-from .drift import find_drift
+from .drift import find_copies, find_drift
 from .http import VerificationError, verify
 from .layout import cache_dir, check_expected, marker_matches, source_dir
 
@@ -120,6 +120,8 @@ def _next_step(source: Source, report: SourceReport, data_dir: Path, override: s
                     f"{shlex.quote(report.layout_root or '.')} (and build with the same option), or edit the "
                     "manifest as shown")
         return "move the files where the manifest expects them, as shown (or edit the manifest)"
+    if any(i.status == "tree stored twice" for i in report.problems):
+        return "keep one copy of the tree: point layout.root (or --layout-root) at it, or exclude the other"
     if any(i.what in ("labels", "label-file") for i in report.problems):
         return f"fix {report.source_id}'s manifest (labels or layout.params) or its label files, then run doctor again"
     unextracted = [i for i in report.items if i.what == "archive" and i.status == "downloaded, not extracted"]
@@ -241,6 +243,9 @@ def inspect(registry: Registry, source_id: str, data_dir: Path, *, layout_root: 
             if drift.layout_root is not None and drift.after == drift.total:
                 tree = with_layout_root(source, drift.layout_root)
     tree_ok = all(c.ok for c in check_expected(tree, data_dir))
+    if tree_ok:
+        for copy in find_copies(tree, source_dir(data_dir, source_id)):
+            report.items.append(Item("layout", copy.copy, "tree stored twice", copy.describe()))
     for file in source.files:
         if file.extract:
             path = cache_dir(data_dir, source.id) / file.name

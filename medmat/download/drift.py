@@ -286,3 +286,37 @@ def _fixes(drift: Drift, source: Source, anchors: list[Anchor], moved: list[Anch
                                       f"{inner} -exec mv {{}} {inner}/ \\;")
         else:
             drift.commands.append(f"mv {q(new)} {q(old)}")
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A folder inside the tree that holds the tree's own folders again (a mirror that stored it twice)."""
+
+    copy: str  # relative to DIR/<source-id>/
+    root: str
+    names: tuple[str, ...]
+
+    def describe(self) -> str:
+        return (f"tree stored twice: {self.copy!r} holds the folders of {self.root or '.'!r} again "
+                f"({', '.join(self.names)}); a build reads both copies. Point layout.root (or --layout-root) at "
+                "one copy, or leave the other out with layout.params.exclude_regex")
+
+
+def find_copies(source: Source, source_dir: Path) -> list[Copy]:
+    """Folders C (or C/D) right under the layout root whose sub-folders include every other sub-folder of the
+    root: at least two of them, or one when C repeats the root's own name (`x/x/`)."""
+    disk = _Disk(Path(source_dir))
+    root = _parts(source.layout.root)
+    if not disk.base.joinpath(*root).is_dir():
+        return []
+    top = {name for name, is_dir in disk.children(root) if is_dir}
+    found = []
+    for child in sorted(top):
+        others = top - {child}
+        for inner in [(child,)] + [(child, name) for name, is_dir in disk.children(root + (child,)) if is_dir]:
+            names = {name for name, is_dir in disk.children(root + inner) if is_dir}
+            repeats_name = bool(root) and inner[-1] == root[-1]
+            if others and others <= names and (len(others) >= 2 or repeats_name):
+                found.append(Copy(_join(root + inner), _join(root), tuple(sorted(others))))
+                break
+    return found
