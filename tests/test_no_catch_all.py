@@ -262,3 +262,17 @@ def test_default_label_without_an_anchored_regex_is_refused():
         ClassFoldersParams(extensions=["png"], label_from="filename", default_label="ng")
     with pytest.raises(ValueError, match="no catch-all"):
         ClassFoldersParams(extensions=["png"], label_from="filename", default_label="ng", filename_regex=r"_g_")
+
+
+def test_label_table_group_table_naming_a_key_twice_with_two_groups(tmp_path):
+    """A lesion-grouping table (ISIC 2018/2019 style) that gives one image two lesion ids cannot say which keeps
+    the image with its lesion's other images: quarantined, not the last row's id."""
+    _png(tmp_path, "img/a.png", "img/b.png")
+    _text(tmp_path, "labels.csv", "image,dx\na,Cyst\nb,Cyst\n")
+    _text(tmp_path, "groups.csv", "image,lesion_id\na,L1\nb,L2\nb,L3\n")
+    params = LabelTableParams(extensions=["png"], table="labels.csv", path_column="image", label_column="dx",
+                              path_template="img/{}.png", groups={"table": "groups.csv", "key_column": "image",
+                                                                  "group_column": "lesion_id"})
+    out = _built(iter_label_table(tmp_path, params), tmp_path)
+    assert out["img/a.png"]["group_id"] == "L1"
+    assert out["img/b.png"].kind == "quarantined" and "two different lesion_id" in out["img/b.png"].reason

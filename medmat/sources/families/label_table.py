@@ -116,13 +116,18 @@ def _labels(row, params: LabelTableParams) -> tuple[list[str], str | None, str |
     return labels, None, None
 
 
-def _group_map(root: Path, spec: GroupTable | None) -> dict[str, str]:
+def _group_map(root: Path, spec: GroupTable | None) -> dict[str, str | None]:
+    """key -> group id; None for a key the table gives two different groups (which one is right is unknown)."""
     if spec is None:
         return {}
     frame = read_table(root, spec)
     require_columns(frame, [spec.key_column, spec.group_column], spec.table)
-    return {str(k).strip(): str(g).strip() for k, g in zip(frame[spec.key_column], frame[spec.group_column])
-            if str(g).strip()}
+    found: dict[str, str | None] = {}
+    for key, group in zip(frame[spec.key_column], frame[spec.group_column]):
+        key, group = str(key).strip(), str(group).strip()
+        if group:
+            found[key] = group if found.get(key, group) == group else None
+    return found
 
 
 def _relative_path(cell: str, template: str, params: LabelTableParams) -> str:
@@ -184,6 +189,9 @@ def iter_label_table(root: Path, params: LabelTableParams) -> Iterator[Entry]:
                 entry["group"] = str(row[params.group_column]).strip() or None
             elif cell in group_of or Path(cell).stem in group_of:
                 entry["group"] = group_of.get(cell, group_of.get(Path(cell).stem))
+                if entry["group"] is None:
+                    entry["conflict"] = (f"{params.groups.table} gives {cell!r} two different "
+                                         f"{params.groups.group_column}")
 
     for rel in sorted(rows):
         entry = rows[rel]
@@ -195,6 +203,9 @@ def iter_label_table(root: Path, params: LabelTableParams) -> Iterator[Entry]:
             continue
         if not entry["labels"]:
             yield Skipped(rel, "quarantined", f"{entry['where']} has no label")
+            continue
+        if entry.get("conflict"):  # a patient id is what keeps a patient's images in one split
+            yield Skipped(rel, "quarantined", entry["conflict"])
             continue
         groups = regex_groups(params.filename_regex, rel.rsplit("/", 1)[-1]) or {}
         group = entry["group"] or groups.get("group") or (
