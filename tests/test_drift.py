@@ -69,6 +69,11 @@ def _renamed_top_folder(root: Path) -> None:
     _move(root / "COVID-19_Radiography_Dataset", root / "COVID-19 Radiography Database")
 
 
+def _extra_folder_and_case(root: Path) -> None:
+    """Two changes at once, neither of which finds anything alone: an extra folder, and the case inside it."""
+    _move(root / "Dataset_BUSI_with_GT", root / "download" / "dataset_busi_with_gt")
+
+
 def _root_below_expected_renamed(root: Path) -> None:
     """acrima's expected_files name only Database/; its layout.root Database/Images is what moved."""
     _move(root / "Database" / "Images", root / "Database" / "images")
@@ -83,6 +88,7 @@ CASES = [
     ("retinal-oct-c8", _missing_level, "single folder", "RetinalOCT_Dataset"),
     ("covid-19-radiography-database", _renamed_top_folder, "renamed folder", "COVID-19 Radiography Database"),
     ("acrima", _root_below_expected_renamed, "case differs", "Database/images"),
+    ("busi", _extra_folder_and_case, "extra folder", "download/dataset_busi_with_gt"),
 ]
 
 

@@ -149,7 +149,7 @@ def _score(disk: _Disk, anchors: list[Anchor]) -> int:
 
 def _content(disk: _Disk, anchors: list[Anchor], mentioned: set[str]) -> int:
     """How many entries right inside the expected folders carry a name the manifest mentions (a label, a split,
-    a folder of layout.params): of two changes that find as many paths, the one that finds the manifest's own
+    a name in layout.params): of two changes that find as many paths, the one that finds the manifest's own
     names inside them is right (a renamed top folder, rather than a missing level above it)."""
     return sum(name.lower() in mentioned for a in anchors if a.folder for name, _ in disk.children(a.parts))
 
@@ -169,9 +169,11 @@ def _mentioned(source: Source) -> set[str]:
                 walk(item)
 
     walk(source.layout.params)
-    for item in source.expected_files:
-        names.update(_parts(item.path))
-    return {n.strip().lower() for n in names if n.strip()}
+    # The expected paths' own folder names are left out: finding `x/` inside a folder says the folder is one level
+    # above the tree, not that it is the tree.
+    own = {part.lower() for item in source.expected_files for part in _parts(item.path)}
+    own |= {part.lower() for part in _parts(source.layout.root)}
+    return {n.strip().lower() for n in names if n.strip()} - own
 
 
 def _candidates(disk: _Disk, anchor: Anchor):
@@ -203,9 +205,8 @@ _PREFERENCE = {"case differs": 0, "doubled folder": 1, "single folder": 2, "extr
                "renamed folder": 5}
 
 
-def _best(disk: _Disk, anchors: list[Anchor], mentioned: set[str]) -> tuple[Change, list[Anchor], int] | None:
-    current = _score(disk, anchors)
-    best = None
+def _valid_changes(disk: _Disk, anchors: list[Anchor]):
+    """(change, anchors after it) for every change of a missing anchor that is not refused outright."""
     seen: set[tuple[Parts, Parts]] = set()
     for anchor in anchors:
         if disk.present(anchor.parts, anchor.folder):
@@ -219,13 +220,28 @@ def _best(disk: _Disk, anchors: list[Anchor], mentioned: set[str]) -> tuple[Chan
             moved = _apply(anchors, change)
             if _nesting(moved) - _nesting(anchors):
                 continue  # it would put one expected path inside another (train_images/ -> . holding train.csv)
-            score = _score(disk, moved)
-            if score <= current:
-                continue
-            rank = (-score, -_content(disk, moved, mentioned), _PREFERENCE[change.kind], len(change.new), change.new)
-            if best is None or rank < best[0]:
-                best = (rank, change, moved, score)
-    return None if best is None else best[1:]
+            yield change, moved
+
+
+def _best(disk: _Disk, anchors: list[Anchor], mentioned: set[str], pairs: bool = False):
+    """(rank, changes, anchors after them, score) of the change that makes the most expected paths present (None
+    if none makes more); the rank's second item is minus the count of manifest names found inside. With `pairs`,
+    also two changes of which only the second finds anything (an extra folder whose contents changed case)."""
+    current = _score(disk, anchors)
+    best = None
+    for change, moved in _valid_changes(disk, anchors):
+        steps, score = [change], _score(disk, moved)
+        if score <= current and pairs:
+            follow = _best(disk, moved, mentioned)
+            if follow is not None:
+                steps, moved, score = [change, *follow[1]], follow[2], follow[3]
+        if score <= current:
+            continue
+        rank = (-score, -_content(disk, moved, mentioned), len(steps), [_PREFERENCE[c.kind] for c in steps],
+                len(steps[-1].new), steps[-1].new)
+        if best is None or rank < best[0]:
+            best = (rank, steps, moved, score)
+    return best
 
 
 def find_drift(source: Source, source_dir: Path) -> Drift | None:
@@ -239,12 +255,15 @@ def find_drift(source: Source, source_dir: Path) -> Drift | None:
     changes: list[Change] = []
     moved = anchors
     mentioned = _mentioned(source)
-    for _ in range(MAX_CHANGES):
+    while len(changes) < MAX_CHANGES:
         step = _best(disk, moved, mentioned)
+        if step is None or step[0][1] == 0:  # nothing found, or nothing the manifest names inside what was found
+            paired = _best(disk, moved, mentioned, pairs=True)
+            step = paired if step is None or (paired is not None and paired[0] < step[0]) else step
         if step is None:
             break
-        change, moved, score = step
-        changes.append(change)
+        _, steps, moved, score = step
+        changes += steps
         if score == len(anchors):
             break
     if not changes:
@@ -256,11 +275,14 @@ def find_drift(source: Source, source_dir: Path) -> Drift | None:
 
 def _fixes(drift: Drift, source: Source, anchors: list[Anchor], moved: list[Anchor], base: Path) -> None:
     root = _parts(source.layout.root)
-    above_root = all(len(c.old) <= len(root) and root[:len(c.old)] == c.old for c in drift.changes)
+    # Each change is stated where the previous ones left the tree: follow the root through them.
+    new_root, above_root = root, True
+    for change in drift.changes:
+        if len(change.old) > len(new_root) or new_root[:len(change.old)] != change.old:
+            above_root = False
+            break
+        new_root = change.new + new_root[len(change.old):]
     if above_root:
-        new_root = root
-        for change in drift.changes:
-            new_root = change.new + new_root[len(change.old):]
         drift.layout_root = _join(new_root)
     for old, new in zip(anchors, moved):
         if old.parts != new.parts:
