@@ -5,8 +5,10 @@ Kaggle mirror that stores the tree twice (`x/x/...`) or once where the manifest 
 case differs, a level missing, a top folder renamed between versions. `find_drift` looks for each of these, one
 change at a time: for every prefix OLD of an expected path it tries NEW = OLD + one extra folder that exists,
 OLD less its last folder, and OLD with its last folder replaced by a sibling that exists (same name in another
-case, or another name). The change that makes the most expected paths present wins; up to three changes are
-combined (applied one after another). The fix is then said exactly: the `--layout-root` value and manifest edit
+case, or another name). The change that makes the most expected paths present wins, ties going to the one that
+finds the manifest's own names (labels, splits, layout.params folders) inside; when no single change finds the
+tree, or what it finds holds none of those names, two changes together are tried; up to three are combined.
+Changes that leave the expected folder in place, or that would nest one expected path in another, are refused. The fix is then said exactly: the `--layout-root` value and manifest edit
 when the change sits at or above `layout.root`, else the shell command that puts the files where the manifest
 (and its `layout.params` paths) expect them.
 
