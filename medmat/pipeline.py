@@ -48,15 +48,19 @@ class BuildResult:
 
 def build(reg: Registry, names: list[str], data_dir: Path | str, out: Path | str, options=None, *, hub: bool = True,
           seed: int = 42, keep_pixels: bool = False, repo_id: str = "<org>/Med-MAT",
-          on_source: Callable[[str, dict | None, str | None], None] | None = None) -> BuildResult:
+          on_source: Callable[[str, dict | None, str | None], None] | None = None,
+          layout_roots: dict[str, str] | None = None) -> BuildResult:
     """Build the named sources from `data_dir` into `out`, then (with `hub`) the hub folder of their subsets.
     Either may be an fsspec URL (`s3://bucket/prefix`): see `medmat.storage`.
 
     `on_source(source_id, report, error)` is called after each source. With `options.strict`, the first failure
-    stops the build."""
+    stops the build. `layout_roots` (source id -> folder under DIR/<source-id>/) overrides manifests'
+    `layout.root` for this build, as `--layout-root` does (`medmat doctor` prints the value a drift needs)."""
     from .prepare.source import BuildOptions, SourceFailure, build_source
     from .storage import exists, is_url, staged_output, staged_source
+    from .registry.loader import with_layout_roots
 
+    reg = with_layout_roots(reg, layout_roots or {})
     options = options or BuildOptions()
     source_ids, subset_ids = resolve(reg, names)
     result = BuildResult()

@@ -9,6 +9,7 @@ import typer
 
 from ..readers.base import DEFAULT_MAX_PIXELS
 from .common import ManifestsOpt, err, load_registry_or_exit
+from .download import LayoutRootOpt, parse_layout_roots
 
 def build_command(
     names: Annotated[list[str], typer.Argument(help="source ids, subset numbers (e.g. 02) or 'all'")],
@@ -27,13 +28,22 @@ def build_command(
                                         "(a Ray cluster; `pip install 'medmat[ray]'`)")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (host:port or auto); default: "
                                                        "start a local one")] = None,
+    layout_root: LayoutRootOpt = None,
     manifests: ManifestsOpt = None,
 ) -> None:
     """Build sources into the MAT schema (Parquet + report.json each), then the Hub folder of their subsets."""
-    from ..pipeline import SelectionError, build
+    from ..pipeline import SelectionError, build, resolve
     from ..prepare.source import BuildOptions
 
     reg = load_registry_or_exit(manifests)
+    roots: dict[str, str] = {}
+    if layout_root:
+        try:
+            ids, _ = resolve(reg, names)
+        except SelectionError as exc:
+            err.print(str(exc), markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        roots = parse_layout_roots(layout_root, list(ids))
     if engine not in ("local", "ray"):
         err.print(f"unknown engine {engine!r}: choose local or ray")
         raise typer.Exit(2)
@@ -45,7 +55,7 @@ def build_command(
     out = out if is_url(out) else Path(out)
     try:
         result = build(reg, names, data_dir, out, options, hub=hub, seed=seed, keep_pixels=keep_pixels,
-                       repo_id=repo, on_source=_print_source(out))
+                       repo_id=repo, on_source=_print_source(out), layout_roots=roots)
     except SelectionError as exc:
         err.print(str(exc), markup=False, highlight=False)
         raise typer.Exit(2) from None

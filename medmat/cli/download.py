@@ -14,6 +14,33 @@ from .common import ManifestsOpt, console, err, load_registry_or_exit
 
 NamesArg = Annotated[list[str], typer.Argument(help="source ids, subset numbers (e.g. 02) or `all`")]
 DataDirOpt = Annotated[Path, typer.Option("--data-dir", help="folder holding DIR/<source-id>/ for each source")]
+LayoutRootOpt = Annotated[Optional[list[str]], typer.Option(
+    "--layout-root", help="SOURCE=PATH (or PATH when one source is named): read that source's tree from "
+    "DIR/<source-id>/PATH instead of the manifest's layout.root ('.' = the source folder); repeatable. "
+    "`medmat doctor` prints the value that fixes a layout drift")]
+
+
+def parse_layout_roots(values: list[str] | None, ids: list[str]) -> dict[str, str]:
+    """`--layout-root` values -> {source id: root}; exits 2 with the reason on a bad value."""
+    found: dict[str, str] = {}
+    for value in values or []:
+        sid, sep, root = value.partition("=")
+        if not sep:
+            if len(ids) != 1:
+                err.print(f"--layout-root {value!r}: name the source (SOURCE=PATH) when several are selected",
+                          markup=False, highlight=False)
+                raise typer.Exit(2)
+            sid, root = ids[0], value
+        if sid not in ids:
+            err.print(f"--layout-root {value!r}: {sid!r} is not among the selected sources {ids}", markup=False,
+                      highlight=False)
+            raise typer.Exit(2)
+        if ".." in root.replace("\\", "/").split("/") or root.startswith("/"):
+            err.print(f"--layout-root {value!r}: the path must be relative and stay inside DIR/{sid}/",
+                      markup=False, highlight=False)
+            raise typer.Exit(2)
+        found[sid] = root
+    return found
 
 
 def _selection(names: list[str], manifests: Path | None):
@@ -93,13 +120,19 @@ def doctor_command(
     names: NamesArg,
     data_dir: DataDirOpt,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+    layout_root: LayoutRootOpt = None,
+    labels: Annotated[bool, typer.Option(help="walk each present tree as a build would (no pixels) to check label "
+                                              "files' columns and every label value against the manifest")] = True,
     manifests: ManifestsOpt = None,
 ) -> None:
-    """For each source: what is expected, present, missing or wrong, and the next step; exit 1 while anything is."""
+    """For each source: what is expected, present, missing or wrong (layout drift found and its fix; label files
+    and values checked), and the next step; exit 1 while anything is."""
     from ..download.doctor import inspect
 
     registry, ids = _selection(names, manifests)
-    reports = [inspect(registry, source_id, data_dir) for source_id in ids]
+    roots = parse_layout_roots(layout_root, ids)
+    reports = [inspect(registry, source_id, data_dir, layout_root=roots.get(source_id), labels=labels)
+               for source_id in ids]
     if as_json:
         typer.echo(json.dumps([r.to_json() for r in reports], indent=2))
     else:
@@ -116,7 +149,11 @@ def doctor_command(
             if r.ok:
                 continue
             console.print(f"{r.source_id}: next step: {r.next_step}", markup=False, highlight=False, soft_wrap=True)
+            for line in r.drift:
+                console.print(f"    {line}", markup=False, highlight=False, soft_wrap=True)
             for item in r.problems:
+                if item.status == "layout drift":
+                    continue  # its lines are the drift lines above
                 detail = f": {item.detail}" if item.detail else ""
                 console.print(f"    {item.path}: {item.status}{detail}", markup=False, highlight=False,
                               soft_wrap=True)

@@ -56,13 +56,23 @@ def list_command(
                       s["role"], str(len(s["sources"])), ", ".join(s["access"]), yes_no(s["redistributable"]))
     console.print(table)
     table = Table(title=f"{len(sources)} sources", title_justify="left")
-    for col in ("row", "id", "subset", "triplet", "type", "access", "license", "redistributable", "images"):
+    for col in ("row", "id", "subset", "triplet", "type", "access", "license", "redistributable", "images",
+                "confirmed"):
         table.add_column(col)
     for s in sources:
         table.add_row(str(s["row"]), s["id"], s["subset"] or "-", f'{s["modality"]} / {s["area"]} / {s["task"]}',
                       s["task_type"], s["access"], s["license"], yes_no(s["redistributable"]),
-                      str(s["expected_count"] or "?"))
+                      str(s["expected_count"] or "?"), _confirmed(s["evidence"]))
     console.print(table)
+    totals = {k: sum(s["evidence"][k] for s in sources) for k in sources[0]["evidence"]} if sources else {}
+    without = sum(1 for s in sources if not s["evidence"]["total"])
+    console.print("evidence (layout facts): " + ", ".join(f"{n} {k}" for k, n in totals.items() if k != "total")
+                  + f"; {without} source(s) without an evidence block", highlight=False)
+
+
+def _confirmed(counts: dict[str, int]) -> str:
+    """'7/9' = 7 of the source's 9 layout facts confirmed; '-' = no evidence block yet."""
+    return f'{counts["confirmed"]}/{counts["total"]}' if counts["total"] else "-"
 
 
 def info_command(
@@ -96,6 +106,8 @@ def info_command(
         return
     table = Table(show_header=False, title=f"{row['kind']} {row['id']}", title_justify="left")
     for k, v in row.items():
+        if isinstance(v, dict):
+            v = [f"{n} {name}" for name, n in v.items()]
         table.add_row(k, ", ".join(map(str, v)) if isinstance(v, list) else str(v))
     console.print(table)
     if row["kind"] == "source":
@@ -103,6 +115,7 @@ def info_command(
         console.print(model.citation, markup=False, highlight=False)
         for c in model.corrections:
             console.print(f"[yellow]correction[/yellow] {c.field}: {c.reason}", highlight=False)
+        _print_evidence(model)
     else:
         console.print("\n[bold]Instructions[/bold]")
         for i, text in enumerate(model.instructions, 1):
@@ -126,6 +139,24 @@ def _print_split_stats(subset_id: str, hub: Path | None) -> None:
     console.print(f"\n[bold]Splits[/bold] ({path})")
     for line in split_stats_lines(stats):
         console.print(line, markup=False, highlight=False)
+
+
+def _print_evidence(model) -> None:
+    from ..registry.summary import evidence_rows
+
+    rows = evidence_rows(model)
+    if not rows:
+        console.print("\n[yellow]no evidence block[/yellow]: no layout fact is cited (see docs/maintainers.md)",
+                      highlight=False)
+        return
+    counts = ", ".join(f"{sum(r['strength'] == k for r in rows)} {k}"
+                       for k in ("confirmed", "folder-level", "inferred", "unverified"))
+    console.print(f"\n[bold]Evidence[/bold] ({len(rows)} layout facts: {counts})", highlight=False)
+    for r in rows:
+        console.print(f"- [{r['strength']}] {r['fact']}: {r['claim']}", markup=False, highlight=False)
+        console.print(f"    where: {r['where']}", markup=False, highlight=False)
+        if r["shows"]:
+            console.print(f"    shows: {r['shows']}", markup=False, highlight=False)
 
 
 def schema_command(

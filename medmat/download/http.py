@@ -147,13 +147,22 @@ def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def verify(path: Path, file: DownloadFile, chunk: int = 1 << 20) -> tuple[int, str]:
-    """Size and sha256 of `path`; raises VerificationError when they differ from what the manifest records."""
+    """Size and sha256 of `path`; raises VerificationError when they (or the publisher's md5, when the manifest
+    records one) differ from what the manifest records."""
     size = path.stat().st_size
     if file.size is not None and size != file.size:
         raise VerificationError(f"size is {size:,} bytes, the manifest says {file.size:,}")
-    digest = sha256_of(path, chunk)
+    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False) if file.md5 else None
+    with open(path, "rb") as fh:  # one pass for both digests
+        while block := fh.read(chunk):
+            sha.update(block)
+            if md5 is not None:
+                md5.update(block)
+    digest = sha.hexdigest()
     if file.sha256 is not None and digest != file.sha256:
         raise VerificationError(f"sha256 is {digest}, the manifest says {file.sha256}")
+    if md5 is not None and md5.hexdigest() != file.md5:
+        raise VerificationError(f"md5 is {md5.hexdigest()}, the manifest (the publisher's stated md5) says {file.md5}")
     return size, digest
 
 

@@ -64,7 +64,7 @@ def _ensure_file(source: Source, file: DownloadFile, data_dir: Path, allowed: fr
         if target.exists():
             try:
                 result.checksums[file.name] = verify(target, file, settings.chunk_bytes)
-                checked = " and verified" if file.sha256 or file.size is not None else ""
+                checked = " and verified" if file.sha256 or file.md5 or file.size is not None else ""
                 say(f"{source.id}: {file.name} already present{checked}")
                 return
             except VerificationError as exc:

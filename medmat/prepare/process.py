@@ -15,7 +15,7 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from ..sources.base import RawItem, Skipped
+from ..sources.base import RawItem, Skipped, item_labels
 from ..readers import Decoded, ReaderOptions, ReadError, read_file
 from ..readers.dicom import read_dicom_series
 from ..readers.masks import read_mask
@@ -148,7 +148,7 @@ def _segmentation(item: RawItem, decoded: Decoded, root: Path, ctx: SourceContex
     mask = np.zeros(shape, dtype=np.uint8)
     boxes = []
     for label, binary in layers:
-        for target in mapping.get(label, (label,)):
+        for target in mapping[label]:  # known: harmonise quarantined the item otherwise
             mask[binary & (mask == 0)] = order.get(target, 255)
             boxes += extent_boxes(binary, target)
     return decoded, mask, boxes
@@ -157,7 +157,7 @@ def _segmentation(item: RawItem, decoded: Decoded, root: Path, ctx: SourceContex
 def process_item(item: RawItem, ctx: SourceContext) -> dict | Skipped:
     """One raw item -> a MAT row (QA and split fields empty: those come with the subset build), or a Skipped."""
     where = item.key
-    labels, skipped, _ = harmonise(item.source_labels, ctx)
+    labels, skipped, _ = harmonise(item_labels(item), ctx)
     if skipped is not None:
         return Skipped(where, skipped.kind, skipped.reason)
     root = Path(ctx.root)
@@ -173,7 +173,7 @@ def process_item(item: RawItem, ctx: SourceContext) -> dict | Skipped:
         return Skipped(where, "quarantined", str(err))
 
     boxes += [{"label": t, "x_min": b.x_min, "y_min": b.y_min, "x_max": b.x_max, "y_max": b.y_max}
-              for b in item.boxes for t in dict(ctx.label_map).get(b.label, (b.label,))]
+              for b in item.boxes for t in dict(ctx.label_map)[b.label]]
     image_bytes = decoded.passthrough if decoded.passthrough is not None else encode_png(decoded.pixels)
     primary = decoded.volume if decoded.volume is not None else decoded.pixels
     return {

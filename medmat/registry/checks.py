@@ -10,6 +10,12 @@ from .models import Redistribution, Source, Subset, TaskType
 from .problems import Problem
 
 INSTRUCTIONS_PER_SUBSET = 6
+# Issue 15: every source cites where its layout was confirmed, at least its top folders. Off until the last batch
+# of evidence blocks lands (then every manifest has one); the lead flips it to True at that merge.
+REQUIRE_EVIDENCE = True
+# What `evidence[].where` starts with: a URL, or `owner/repo:path` of public code (optionally #L.. and @commit);
+# a note may follow.
+_WHERE = re.compile(r"^(https?://[^\s/]+\S*|[A-Za-z0-9][\w.-]*/[\w.-]+:\S+)")
 MULTI_LABEL = TaskType.multi_label
 # Which source task types a subset of each type may take (segmentation masks give boxes, not the reverse).
 COMPATIBLE = {
@@ -99,6 +105,26 @@ def _check_source(reg: Registry, src: Source) -> list[Problem]:
             found.append(Problem(shown, f"overlaps[{i}].source", "names the source itself", "remove this entry"))
 
     found += _check_label_coverage(src, shown)
+    found += check_evidence(src, shown, required=REQUIRE_EVIDENCE)
+    return found
+
+
+def check_evidence(src: Source, shown: str, required: bool = REQUIRE_EVIDENCE) -> list[Problem]:
+    """Each evidence item names a URL or a repository path; with `required`, the block must exist and cover at
+    least the top folders (the fact a build fails on first when it is wrong)."""
+    found = []
+    for i, item in enumerate(src.evidence):
+        if not _WHERE.match(item.where.strip()):
+            found.append(Problem(shown, f"evidence[{i}].where", f"{item.where!r} is neither a URL nor "
+                                 "owner/repo:path", "cite a URL, or public code as owner/repo:path#Lstart-Lend"))
+    if not required:
+        return found
+    if not src.evidence:
+        found.append(Problem(shown, "evidence", "has no evidence block: no layout fact is cited",
+                             "add `evidence:` items (fact, claim, where, shows, strength); see docs/maintainers.md"))
+    elif not any(item.fact.value == "top-folders" for item in src.evidence):
+        found.append(Problem(shown, "evidence", "cites no `top-folders` fact",
+                             "add an evidence item with fact: top-folders saying where the top folders were seen"))
     return found
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -116,3 +117,35 @@ def load_registry(root: Path | None = None) -> tuple[Registry, list[Problem]]:
             store[parsed.id] = parsed
             files[parsed.id] = shown
     return registry, problems
+
+
+def with_layout_root(source: Source, root: str) -> Source:
+    """The source with `layout.root` replaced (a `--layout-root` override, relative to DIR/<source-id>/; '' or '.'
+    for the folder itself). `expected_files` under the old root move with it, so `doctor` checks the same tree."""
+    new = "/".join(p for p in root.strip().strip("/").split("/") if p and p != ".")
+    if ".." in new.split("/"):
+        raise ValueError(f"--layout-root {root!r} must stay inside the source folder (no ..)")
+    old = source.layout.root.strip("/")
+    moved = []
+    for item in source.expected_files:
+        path = item.path
+        if not old:
+            path = f"{new}/{path}" if new else path
+        elif path == old or path.startswith(old + "/"):
+            path = (new + path[len(old):]).lstrip("/") if new else path[len(old):].lstrip("/")
+        moved.append(item.model_copy(update={"path": path or "./"}))
+    return source.model_copy(update={"layout": source.layout.model_copy(update={"root": new}),
+                                     "expected_files": moved})
+
+
+def with_layout_roots(reg: Registry, overrides: dict[str, str]) -> Registry:
+    """A copy of the registry whose named sources take the given layout roots."""
+    if not overrides:
+        return reg
+    unknown = sorted(set(overrides) - set(reg.sources))
+    if unknown:
+        raise ValueError(f"--layout-root names unknown source(s) {unknown}")
+    sources = dict(reg.sources)
+    for sid, root in overrides.items():
+        sources[sid] = with_layout_root(sources[sid], root)
+    return dataclasses.replace(reg, sources=sources)

@@ -3,6 +3,21 @@
 from __future__ import annotations
 
 from .loader import Registry
+from .models import EvidenceStrength, Source
+
+
+def evidence_counts(src: Source) -> dict[str, int]:
+    """How many of the source's layout facts are backed at each strength (issue 15), plus the total."""
+    counts = {strength.value: 0 for strength in EvidenceStrength}
+    for item in src.evidence:
+        counts[item.strength.value] += 1
+    return counts | {"total": len(src.evidence)}
+
+
+def evidence_rows(src: Source) -> list[dict]:
+    """The source's evidence facts as plain rows (fact, strength, claim, where, shows), in manifest order."""
+    return [{"fact": e.fact.value, "strength": e.strength.value, "claim": e.claim, "where": e.where,
+             "shows": e.shows} for e in src.evidence]
 
 
 def source_row(reg: Registry, source_id: str) -> dict:
@@ -27,6 +42,7 @@ def source_row(reg: Registry, source_id: str) -> dict:
         "labels": len(src.labels.vocabulary),
         "expected_count": src.expected_count,
         "homepage": str(src.homepage),
+        "evidence": evidence_counts(src),
     }
 
 

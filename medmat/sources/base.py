@@ -48,6 +48,13 @@ class RawItem:
     meta: tuple[tuple[str, Any], ...] = ()
 
 
+def item_labels(item: RawItem) -> tuple[str, ...]:
+    """Every source label an item carries: its own, then those of its boxes, masks and run-length masks (an
+    annotation label the manifest does not list is as unknown as an image label, and quarantines the item)."""
+    return tuple(dict.fromkeys((*item.source_labels, *(b.label for b in item.boxes),
+                                *(label for label, _ in item.masks), *(label for label, _ in item.rles))))
+
+
 @dataclass(frozen=True)
 class Skipped:
     """A file (or label row) seen but not built. `quarantine` is bad input; `excluded` follows a stated rule."""

@@ -22,6 +22,8 @@ class Params(AdapterParams):
     path_template: str = Field(default="{}", description="how a path cell becomes a relative path")
     label_columns: list[str] = Field(min_length=1, description="one-hot columns, named by the label they stand for")
     positive_values: list[str] = ["1", "1.0"]
+    negative_values: list[str] = Field(default=["0", "0.0"], description="one-hot values meaning 'absent'; a cell "
+                                       "in neither list quarantines its patch")
     mask_paths: list[str] = Field(min_length=1, description="mask path templates tried in order; {stem} is the "
                                                             "image file name without its extension")
 
@@ -32,6 +34,7 @@ def iter_items(root: Path, params: Params) -> Iterator[Entry]:
 
     # Rows of every split table, in split then row order: image -> (split, labels, where).
     rows: dict[str, tuple[str, list[str], str]] = {}
+    odd_rows: set[str] = set()  # quarantined above for a value no list names
     for split, table in sorted(params.tables.items()):
         frame = read_table(root, TableSpec(table=table))
         require_columns(frame, [params.path_column, *params.label_columns], table)
@@ -41,7 +44,15 @@ def iter_items(root: Path, params: Params) -> Iterator[Entry]:
             if rel in rows:
                 yield Skipped(rel, "quarantined", f"{where} repeats an image already listed in {rows[rel][2]}")
                 continue
-            labels = [c for c in params.label_columns if str(row[c]).strip() in params.positive_values]
+            cells = {c: str(row[c]).strip() for c in params.label_columns}
+            odd = {c: v for c, v in cells.items() if v not in params.positive_values + params.negative_values}
+            if odd:
+                yield Skipped(rel, "quarantined", f"{where}: one-hot value(s) {odd} are in neither positive_values "
+                              f"{params.positive_values} nor negative_values {params.negative_values}")
+                rows[rel] = (split, [], where)
+                odd_rows.add(rel)
+                continue
+            labels = [c for c in params.label_columns if cells[c] in params.positive_values]
             rows[rel] = (split, labels, where)
 
     def mask_of(rel: str) -> str | None:
@@ -69,6 +80,10 @@ def iter_items(root: Path, params: Params) -> Iterator[Entry]:
                                          f"{sorted(params.tables.values())}"), rel)
             continue
         split, labels, where = rows[rel]
+        if rel in odd_rows:
+            if masks.get(rel):
+                yield Skipped(masks[rel], "excluded", f"mask of {rel}, which is not built (quarantined)")
+            continue
         if not labels:
             yield from with_mask(Skipped(rel, "quarantined", f"{where} has no label"), rel)
             continue
@@ -80,5 +95,5 @@ def iter_items(root: Path, params: Params) -> Iterator[Entry]:
         yield RawItem(key=rel, paths=(rel,), source_labels=tuple(labels), group_id=group, original_split=split,
                       masks=((labels[0], masks[rel]),))
 
-    for rel in sorted(set(rows) - present):
+    for rel in sorted(set(rows) - present - odd_rows):
         yield Skipped(rel, "quarantined", f"{rows[rel][2]} names a file that is missing")

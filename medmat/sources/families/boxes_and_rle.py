@@ -23,9 +23,11 @@ class _TableImages(AdapterParams, TableSpec):
     split_column: str | None = None
     group_column: str | None = None
 
-    def image_index(self, walk: Walk) -> tuple[dict[str, str], list[Entry]]:
-        """Table key -> relative image path, plus Skipped entries for files that are not images."""
-        index: dict[str, str] = {}
+    def image_index(self, walk: Walk) -> tuple[dict[str, str], list[Entry], dict[str, list[str]]]:
+        """Table key -> relative image path; Skipped entries for files that are not images or whose key is
+        shared (every file of a key found N times is quarantined: a row cannot say which one it means); and
+        those ambiguous keys -> their files."""
+        found: dict[str, list[str]] = {}
         skipped: list[Entry] = []
         for rel, skip in iter_images(walk, self):
             if skip:
@@ -41,8 +43,15 @@ class _TableImages(AdapterParams, TableSpec):
                     skipped.append(Skipped(rel, "quarantined", f"path does not match path_key_regex {self.path_key_regex!r}"))
                     continue
                 key = (self.path_key_template or "{0}").format(*match.groups(), **match.groupdict())
-            index[key] = rel
-        return index, skipped
+            found.setdefault(key, []).append(rel)
+        index = {key: rels[0] for key, rels in found.items() if len(rels) == 1}
+        ambiguous = {key: rels for key, rels in found.items() if len(rels) > 1}
+        what = "file name" if self.match_by == "name" else "path key"
+        for key, rels in sorted(ambiguous.items()):
+            skipped += [Skipped(rel, "quarantined", f"{what} {key!r} found {len(rels)} times ({', '.join(rels)}); "
+                                f"layout.params.match_by: {self.match_by} cannot tell which one {self.table} means")
+                        for rel in rels]
+        return index, skipped, ambiguous
 
 
 class ImageBoxesParams(_TableImages):
@@ -67,11 +76,15 @@ def _rows_by_image(root: Path, params: _TableImages, extra_columns: list[str]):
     require_columns(frame, [params.path_column] + [c for c in extra_columns + [params.split_column,
                                                                              params.group_column] if c], params.table)
     walk = Walk.of(root)
-    index, skipped = params.image_index(walk)
+    index, skipped, ambiguous = params.image_index(walk)
     grouped: dict[str, list] = {}
     for i, row in enumerate(frame.to_dict("records")):
         key = params.path_template.format(str(row[params.path_column]).strip())
         grouped.setdefault(key, []).append((i + 2, row))
+    for key in sorted(set(grouped) & set(ambiguous)):  # the files were quarantined above; so are their rows
+        lines = [line for line, _ in grouped.pop(key)]
+        skipped.append(Skipped(key, "quarantined", f"{params.table} rows {lines} name {key!r}, found "
+                               f"{len(ambiguous[key])} times: {', '.join(ambiguous[key])}"))
     return index, skipped, grouped
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..base import AdapterParams, Entry, RawItem, Skipped, Walk, iter_images, regex_groups
 
@@ -20,6 +20,17 @@ class ClassFoldersParams(AdapterParams):
     split_names: dict[str, str] = Field(
         default={}, description="folder name -> split name (e.g. val: validation); unlisted folders keep their name"
     )
+
+    @model_validator(mode="after")
+    def _default_label_is_not_a_catch_all(self) -> "ClassFoldersParams":
+        # default_label absorbs only the names an anchored filename_regex spells out (its `label` group
+        # optional); any other name is quarantined. Without such a regex it would label every file.
+        if self.default_label is not None:
+            pattern = self.filename_regex or ""
+            if self.label_from != "filename" or not (pattern.startswith("^") and pattern.endswith("$")):
+                raise ValueError("default_label needs label_from: filename and a filename_regex anchored with ^...$ "
+                                 "spelling out the names it may absorb (no catch-all)")
+        return self
 
 
 def iter_class_folders(root: Path, params: ClassFoldersParams) -> Iterator[Entry]:

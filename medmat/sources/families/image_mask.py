@@ -87,6 +87,17 @@ def iter_image_mask(root: Path, params: ImageMaskParams) -> Iterator[Entry]:
                 masks[(folder, match.group("stem"))].append(rel)
                 mask_files.add(rel)
 
+    # Masks found by stem in another folder: two images of one stem cannot be told apart (each would take the
+    # other's mask), so both are quarantined, like a name found N times in a name-matched table.
+    cross_folder = params.mask_dir is not None or bool(params.mask_dirs)
+    stems: dict[str, list[str]] = defaultdict(list)
+    if cross_folder:
+        for rel, skipped in iter_images(walk, params):
+            if not skipped and rel not in mask_files and (
+                    not params.image_dirs or any(_in(rel, d) for d in params.image_dirs)):
+                stems[_stem(rel.rsplit("/", 1)[-1])].append(rel)
+    ambiguous = {stem: rels for stem, rels in stems.items() if len(rels) > 1}
+
     used_masks: set[str] = set()
     for rel, skipped in iter_images(walk, params):
         if rel in mask_files:
@@ -98,6 +109,11 @@ def iter_image_mask(root: Path, params: ImageMaskParams) -> Iterator[Entry]:
             yield Skipped(rel, "excluded", f"outside layout.params.image_dirs {params.image_dirs}")
             continue
         folders, name = rel.split("/")[:-1], rel.split("/")[-1]
+        if _stem(name) in ambiguous:
+            others = ambiguous[_stem(name)]
+            yield Skipped(rel, "quarantined", f"image name stem {_stem(name)!r} found {len(others)} times "
+                          f"({', '.join(others)}): its mask (matched by name) cannot be told apart")
+            continue
         groups = regex_groups(params.filename_regex, name)
         if groups is None:
             yield Skipped(rel, "quarantined", f"file name does not match filename_regex {params.filename_regex!r}")
@@ -118,6 +134,12 @@ def iter_image_mask(root: Path, params: ImageMaskParams) -> Iterator[Entry]:
                 parent = rel.rsplit("/", 1)[0] if "/" in rel else ""
                 candidates = [m for m in candidates if (m.rsplit("/", 1)[0] if "/" in m else "") == parent]
             pairs = [(label, m) for m in sorted(candidates)]
+        names = [(label, m.rsplit("/", 1)[-1]) for label, m in pairs]  # one label's folder may hold a name once
+        if len(set(names)) < len(names):
+            twice = sorted({pair[1] for pair in names if names.count(pair) > 1})
+            yield Skipped(rel, "quarantined", f"mask name(s) {twice} found more than once "
+                          f"({', '.join(m for _, m in pairs)}): which one is this image's cannot be told")
+            continue
         if not pairs and params.unmasked == "quarantine":
             yield Skipped(rel, "quarantined", "image has no mask file")
             continue
@@ -132,7 +154,12 @@ def iter_image_mask(root: Path, params: ImageMaskParams) -> Iterator[Entry]:
                       original_split=groups.get("split", split), masks=tuple(pairs), mask_invert=params.mask_invert)
 
     for rel in sorted(mask_files - used_masks):
-        yield Skipped(rel, "quarantined", "mask file without a matching image")
+        match = mask_pattern.match(rel.rsplit("/", 1)[-1])
+        if match and match.group("stem") in ambiguous:
+            yield Skipped(rel, "quarantined", f"mask of image stem {match.group('stem')!r}, found "
+                          f"{len(ambiguous[match.group('stem')])} times")
+        else:
+            yield Skipped(rel, "quarantined", "mask file without a matching image")
 
 
 def _iter_templates(root: Path, params: ImageMaskParams) -> Iterator[Entry]:

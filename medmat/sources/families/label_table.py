@@ -54,6 +54,9 @@ class LabelTableParams(AdapterParams, TableReading):
         default="plain", description="python-list: cells like \"['Mass', 'Asymmetry']\"")
     label_columns: list[str] = Field(default=[], description="one-hot columns, named by the label they stand for")
     positive_values: list[str] = ["1", "1.0", "True", "true"]
+    negative_values: list[str] = Field(
+        default=["0", "0.0", "False", "false", ""], description="one-hot values meaning 'absent' (a blank cell: not "
+        "mentioned, as in CheXpert); a cell in none of positive/negative/uncertain_values quarantines its row")
     uncertain_values: list[str] = Field(default=[], description="one-hot values meaning 'uncertain' (row excluded)")
     all_zero_label: str | None = Field(default=None, description="label of a row with no positive column")
     split_column: str | None = None
@@ -93,27 +96,38 @@ def _cell_labels(cell: str, params: LabelTableParams) -> list[str]:
     return [cell] if cell else []
 
 
-def _labels(row, params: LabelTableParams) -> tuple[list[str], str | None]:
-    """(labels, why the row is excluded or None)."""
+def _labels(row, params: LabelTableParams) -> tuple[list[str], str | None, str | None]:
+    """(labels, why the row is excluded or None, why it is quarantined or None)."""
     if params.label_from == "column":
-        return list(dict.fromkeys(_cell_labels(str(row[params.label_column]).strip(), params))), None
+        return list(dict.fromkeys(_cell_labels(str(row[params.label_column]).strip(), params))), None, None
     values = {c: str(row[c]).strip() for c in params.label_columns}
+    known = {*params.positive_values, *params.negative_values, *params.uncertain_values}
+    odd = {c: v for c, v in values.items() if v not in known}
+    if odd:
+        return [], None, (f"one-hot value(s) {odd} are in none of layout.params positive_values "
+                          f"{params.positive_values}, negative_values {params.negative_values} or uncertain_values "
+                          f"{params.uncertain_values}")
     uncertain = [c for c, v in values.items() if v in params.uncertain_values]
     if uncertain:
-        return [], f"uncertain label(s) {uncertain} (layout.params.uncertain_values)"
+        return [], f"uncertain label(s) {uncertain} (layout.params.uncertain_values)", None
     labels = [c for c, v in values.items() if v in params.positive_values]
     if not labels and params.all_zero_label:
         labels = [params.all_zero_label]
-    return labels, None
+    return labels, None, None
 
 
-def _group_map(root: Path, spec: GroupTable | None) -> dict[str, str]:
+def _group_map(root: Path, spec: GroupTable | None) -> dict[str, str | None]:
+    """key -> group id; None for a key the table gives two different groups (which one is right is unknown)."""
     if spec is None:
         return {}
     frame = read_table(root, spec)
     require_columns(frame, [spec.key_column, spec.group_column], spec.table)
-    return {str(k).strip(): str(g).strip() for k, g in zip(frame[spec.key_column], frame[spec.group_column])
-            if str(g).strip()}
+    found: dict[str, str | None] = {}
+    for key, group in zip(frame[spec.key_column], frame[spec.group_column]):
+        key, group = str(key).strip(), str(group).strip()
+        if group:
+            found[key] = group if found.get(key, group) == group else None
+    return found
 
 
 def _relative_path(cell: str, template: str, params: LabelTableParams) -> str:
@@ -151,7 +165,11 @@ def iter_label_table(root: Path, params: LabelTableParams) -> Iterator[Entry]:
                                   f"{params.image_dirs}")
                     continue
                 rel = hits[0] if hits else rel
-            labels, excluded = _labels(row, params)
+            labels, excluded, bad = _labels(row, params)
+            if bad:
+                yield Skipped(rel, "quarantined", f"{where}: {bad}")
+                handled.add(rel)
+                continue
             if excluded:
                 yield Skipped(rel, "excluded", f"{where}: {excluded}")
                 handled.add(rel)
@@ -171,6 +189,9 @@ def iter_label_table(root: Path, params: LabelTableParams) -> Iterator[Entry]:
                 entry["group"] = str(row[params.group_column]).strip() or None
             elif cell in group_of or Path(cell).stem in group_of:
                 entry["group"] = group_of.get(cell, group_of.get(Path(cell).stem))
+                if entry["group"] is None:
+                    entry["conflict"] = (f"{params.groups.table} gives {cell!r} two different "
+                                         f"{params.groups.group_column}")
 
     for rel in sorted(rows):
         entry = rows[rel]
@@ -182,6 +203,9 @@ def iter_label_table(root: Path, params: LabelTableParams) -> Iterator[Entry]:
             continue
         if not entry["labels"]:
             yield Skipped(rel, "quarantined", f"{entry['where']} has no label")
+            continue
+        if entry.get("conflict"):  # a patient id is what keeps a patient's images in one split
+            yield Skipped(rel, "quarantined", entry["conflict"])
             continue
         groups = regex_groups(params.filename_regex, rel.rsplit("/", 1)[-1]) or {}
         group = entry["group"] or groups.get("group") or (
