@@ -114,9 +114,15 @@ def check_evidence(src: Source, shown: str, required: bool = REQUIRE_EVIDENCE) -
     least the top folders (the fact a build fails on first when it is wrong)."""
     found = []
     for i, item in enumerate(src.evidence):
+        if item.where.strip().startswith("not found:"):
+            if item.strength.value != "unverified":
+                found.append(Problem(shown, f"evidence[{i}].strength", "a fact whose `where` says `not found:` "
+                                     f"is {item.strength.value!r}", "set strength: unverified, or cite where it was seen"))
+            continue
         if not _WHERE.match(item.where.strip()):
             found.append(Problem(shown, f"evidence[{i}].where", f"{item.where!r} is neither a URL nor "
-                                 "owner/repo:path", "cite a URL, or public code as owner/repo:path#Lstart-Lend"))
+                                 "owner/repo:path", "cite a URL, or public code as owner/repo:path#Lstart-Lend, or "
+                                 "write `not found: <what was searched>` for an unverified fact"))
     if not required:
         return found
     if not src.evidence:
