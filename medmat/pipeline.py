@@ -52,8 +52,30 @@ def build(reg: Registry, names: list[str], data_dir: Path, out: Path, options=No
     """Build the named sources from `data_dir` into `out`, then (with `hub`) the hub folder of their subsets.
 
     `on_source(source_id, report, error)` is called after each source. With `options.strict`, the first failure
-    stops the build."""
-    from .prepare.source import BuildOptions, SourceFailure, build_source
+    stops the build; so does a full disk or an unwritable `out`. `out` is locked for the whole build: a second build
+    into it raises `OutLocked` naming the holder. Raises `OutProblem` when `out` cannot be used at all."""
+    from .prepare.atomic import OutLock, disk_problem
+
+    if Path(out).exists() and not Path(out).is_dir():
+        raise OutProblem(f"--out {out} is a file, not a folder; choose another --out")
+    try:
+        lock = OutLock(Path(out)).__enter__()
+    except OSError as exc:
+        raise OutProblem(disk_problem(exc) or f"cannot use --out {out}: {exc.strerror}") from None
+    try:
+        return _build_locked(reg, names, data_dir, out, options, hub=hub, seed=seed, keep_pixels=keep_pixels,
+                             repo_id=repo_id, on_source=on_source)
+    finally:
+        lock.__exit__(None, None, None)
+
+
+class OutProblem(Exception):
+    """The output folder cannot be used (a file, read-only, full): one line naming it and the fix."""
+
+
+def _build_locked(reg, names, data_dir, out, options, *, hub, seed, keep_pixels, repo_id, on_source) -> BuildResult:
+    from .prepare.atomic import disk_problem
+    from .prepare.source import BuildOptions, DiskProblem, SourceFailure, build_source
 
     options = options or BuildOptions()
     source_ids, subset_ids = resolve(reg, names)
@@ -67,7 +89,7 @@ def build(reg: Registry, names: list[str], data_dir: Path, out: Path, options=No
             result.failures[name] = str(exc)
             if on_source:
                 on_source(name, None, str(exc))
-            if options.strict:
+            if options.strict or isinstance(exc, DiskProblem):
                 return result
             continue
         result.reports[name] = report
@@ -76,7 +98,13 @@ def build(reg: Registry, names: list[str], data_dir: Path, out: Path, options=No
     if hub:
         from .hub import build_hub
 
-        result.hub = build_hub(reg, out, subset_ids, seed=seed, keep_pixels=keep_pixels, repo_id=repo_id)
+        try:
+            result.hub = build_hub(reg, out, subset_ids, seed=seed, keep_pixels=keep_pixels, repo_id=repo_id)
+        except OSError as exc:
+            problem = disk_problem(exc) or f"cannot write {exc.filename}: {exc.strerror}"
+            result.failures["hub"] = f"{problem}; the previous {Path(out) / 'hub'} is left as it was"
+            if on_source:
+                on_source("hub", None, result.failures["hub"])
     return result
 
 

@@ -233,8 +233,7 @@ def _mhd_list(path, env):
 
 
 def _nhdr_escape(path, env):
-    (env.outside / "volume.raw").write_bytes(bytes(256))
-    _nhdr(path, str(env.outside / "volume.raw"))
+    _nhdr(path, "/etc/hostname")
 
 
 def _nhdr_relative(path, env):
@@ -260,8 +259,8 @@ def _write(data: bytes):
 
 
 def _gif_many_frames(path, env):
-    frames = [Image.fromarray(np.full((4, 4), i % 255, np.uint8)) for i in range(300)]
-    frames[0].save(path, save_all=True, append_images=frames[1:])
+    frames = [Image.fromarray(np.full((2, 2), i % 251, np.uint8)) for i in range(5000)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=10)
 
 
 def _truncated_png(path, env):
@@ -559,6 +558,8 @@ def cli_process_(*a, **k):
 register_planted("png-bomb", "bounds", "Tumor/huge.png", _write(_bomb_png()), "quarantined", "too large")
 register_planted("jpeg-header-lies", "bounds", "Tumor/lie.jpg", _write(_lying_jpeg()), "quarantined", "too large")
 register_planted("jpeg-header-lies-small", "bounds", "Tumor/lie2.jpg", _write(_lying_jpeg(3000, 3000)),
+                 "quarantined", "promises more data")
+register_planted("jpeg-header-lies-ratio", "bounds", "Tumor/lie3.jpg", _write(_lying_jpeg(9000, 9000)),
                  "quarantined", "promises more data")
 register_planted("nifti-gz-bomb", "bounds", "Tumor/bomb.nii.gz", _nifti_gz_bomb, "quarantined", "too large")
 register_planted("gif-many-frames", "bounds", "Tumor/frames.gif", _gif_many_frames, "quarantined", "frames")

@@ -11,12 +11,13 @@ from typing import Iterable, Iterator
 
 from tqdm.auto import tqdm
 
-from ..readers.base import DEFAULT_MAX_PIXELS
+from ..readers.base import DEFAULT_MAX_BYTES, inside
 from ..sources import AdapterError, RawItem, Skipped, adapter_for
 from ..sources.ledger import Ledger
 from ..sources.tables import TableError
 from ..registry.loader import Registry
 from .process import SourceContext, process_batch
+from .atomic import disk_problem, worker_init
 from .writer import BuildError, SourceWriter
 
 BATCH_ITEMS = 16  # items per task sent to a worker
@@ -26,12 +27,16 @@ BATCH_ITEMS = 16  # items per task sent to a worker
 SourceFailure = BuildError
 
 
+class DiskProblem(BuildError):
+    """The output cannot be written (disk full, read-only): every later source would fail alike."""
+
+
 @dataclass(frozen=True)
 class BuildOptions:
     max_examples: int | None = None
     num_proc: int = 1
     strict: bool = False
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES
     progress: bool = True
 
 
@@ -47,7 +52,7 @@ def _results(batches: Iterator[list[RawItem]], ctx: SourceContext, num_proc: int
     if num_proc <= 1:
         yield from map(work, batches)
         return
-    with ProcessPoolExecutor(max_workers=num_proc) as pool:
+    with ProcessPoolExecutor(max_workers=num_proc, initializer=worker_init) as pool:
         window = 4 * num_proc
         while chunk := list(itertools.islice(batches, window)):
             yield from pool.map(work, chunk)
@@ -59,8 +64,15 @@ def build_source(registry: Registry, source_id: str, data_dir: Path, out: Path,
     source = registry.sources[source_id]
     adapter = adapter_for(source)
     source_dir = Path(data_dir) / source_id
-    ctx = SourceContext.of(registry, source, source_dir, options.max_pixels)
-    writer = SourceWriter(Path(out) / "sources", source_id)
+    root = source_dir / source.layout.root if source.layout.root else source_dir
+    if source.layout.root and root.exists() and not inside(root, source_dir):
+        raise SourceFailure(f"layout.root {source.layout.root!r} resolves outside {source_dir} (through a symbolic "
+                            "link); links are never followed: move the files into the source folder")
+    ctx = SourceContext.of(registry, source, source_dir, options.max_bytes)
+    try:
+        writer = SourceWriter(Path(out) / "sources", source_id)
+    except OSError as exc:
+        raise SourceFailure(disk_problem(exc) or f"cannot write {exc.filename}: {exc.strerror}") from None
     ledger = Ledger(source_dir, source.layout.root)
     taken = 0
 
@@ -99,6 +111,12 @@ def build_source(registry: Registry, source_id: str, data_dir: Path, out: Path,
     except (AdapterError, TableError) as exc:
         writer.abort()
         raise SourceFailure(str(exc)) from exc
+    except OSError as exc:
+        writer.abort()
+        problem = disk_problem(exc)
+        if problem is None:
+            raise SourceFailure(f"cannot read or write {exc.filename or source_dir}: {exc.strerror or exc}") from None
+        raise DiskProblem(problem) from None
     except BaseException:
         writer.abort()
         raise

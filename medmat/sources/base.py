@@ -101,9 +101,24 @@ class Walk:
                     mode = path.lstat().st_mode
                 except OSError:
                     continue
-                if stat.S_ISREG(mode):  # never a link (it may point outside) nor a device or FIFO
+                if stat.S_ISREG(mode) and utf8_name(rel):  # never a link (it may point outside) nor a device
                     found.append(rel)
         return cls(root=root, files=sorted(found))
+
+
+def utf8_name(rel: str) -> bool:
+    """Whether a path decoded from the file system is valid UTF-8 (else Python holds it with surrogate escapes, and
+    it can be neither stored in Parquet nor matched against a label table). The ledger quarantines the others."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown_name(rel: str) -> str:
+    """A path fit for reports: undecodable bytes written as \\xNN."""
+    return os.fsencode(rel).decode("utf-8", "backslashreplace")
 
 
 def regex_groups(pattern: str | None, text: str) -> dict[str, str] | None:
@@ -117,6 +132,8 @@ def regex_groups(pattern: str | None, text: str) -> dict[str, str] | None:
 def listed_file(rel: str, images: dict[str, "Skipped | None"], where: str) -> "Skipped | None":
     """For a label row naming `rel` (`where` says which row): why it cannot become an item - its file is missing,
     or the file was itself skipped (not an image, excluded by a rule) - or None when it is a usable image."""
+    if rel.startswith("/") or ".." in rel.split("/"):
+        return Skipped(rel, "quarantined", f"{where} names a path outside the source folder (never opened)")
     if rel not in images:
         return Skipped(rel, "quarantined", f"{where} names a file that is missing")
     return images[rel]
