@@ -601,3 +601,485 @@ register_planted("dicom-inf-window", "values", "Stone/window.dcm", _dicom_inf_wi
 register_planted("dicom-nan-spacing", "values", "Stone/spacing.dcm", _dicom_nan_spacing, "quarantined", "spacing")
 register_planted("dicom-truncated-frames", "values", "Stone/frames.dcm", _dicom_truncated_frames, "quarantined",
                  "DICOM")
+
+
+# --- atomic, locked output ---------------------------------------------------------------------------------
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _parquet_ok(folder: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    bad = []
+    for shard in sorted(folder.rglob("*.parquet")):
+        try:
+            pq.read_metadata(shard)
+        except Exception as exc:  # noqa: BLE001 - any unreadable shard is the finding
+            bad.append(f"{shard.name}: {exc}")
+    return bad
+
+
+@attack("atomic")
+def atk_second_build_refused_while_locked(env: Env) -> list[Finding]:
+    from medmat.prepare.atomic import OutLock
+
+    good_kidney(env)
+    with OutLock(env.out):
+        ran = cli(build_args(env, KIDNEY))
+    findings = check_ran(ran, code=1, says=f"pid {os.getpid()}")
+    if (env.out / "sources" / KIDNEY).exists():
+        findings.append(("bad data", "a second build wrote into a locked --out"))
+    return findings
+
+
+@attack("atomic")
+def atk_stale_lock_file(env: Env) -> list[Finding]:
+    good_kidney(env)
+    env.out.mkdir()
+    (env.out / ".medmat.lock").write_text('{"pid": 999999, "host": "gone"}')
+    ran = cli(build_args(env, KIDNEY))
+    findings = check_ran(ran)
+    report = read_report(env.out, KIDNEY)
+    return findings + ([] if report else [("crash", "a stale lock file blocked the build")])
+
+
+def _kill_during(env: Env, marker: str, sig: int, per_label: int = 60, hub: bool = True) -> tuple[list[Finding], int]:
+    """Build once (complete), add data, start a second build and send `sig` once `marker` appears under OUT."""
+    import signal as _signal
+    import time
+
+    from .attack_kit import cli_process
+
+    good_kidney(env, per_label=per_label)
+    first = cli(build_args(env, KIDNEY, hub=hub))
+    findings = check_ran(first)
+    if findings:
+        return findings, 0
+    before_hub = _snapshot(env.out / "hub") if hub else {}
+    before_src = _snapshot(env.out / "sources" / KIDNEY)
+    for i in range(per_label):
+        noise(env.kidney / "Cyst" / f"extra-{i}.png", 5000 + i)
+    proc = cli_process(build_args(env, KIDNEY, hub=hub), start_only=True)
+    deadline = time.monotonic() + 120
+    target = env.out / marker
+    while proc.poll() is None and time.monotonic() < deadline and not target.exists():
+        time.sleep(0.005)
+    if proc.poll() is not None:
+        return [("crash", f"the build ended before {marker} appeared: {proc.stdout.read().decode()[-300:]}")], 0
+    if sig == _signal.SIGKILL:
+        os.killpg(proc.pid, sig)
+    else:
+        os.kill(proc.pid, sig)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except Exception:
+        os.killpg(proc.pid, _signal.SIGKILL)
+        return [("hang", "the build did not stop after the signal")], 0
+    text = out.decode("utf-8", "replace")
+    if sig != _signal.SIGKILL and "Traceback (most recent call last)" in text:
+        findings.append(("crash", text.strip().splitlines()[-1]))
+    if hub:
+        after = _snapshot(env.out / "hub") if (env.out / "hub").exists() else {}
+        if after != before_hub:
+            findings.append(("bad data", "the previous hub folder changed after an interrupted build"))
+        findings += [("bad data", f"unreadable Parquet in hub: {b}") for b in _parquet_ok(env.out / "hub")]
+    src = env.out / "sources" / KIDNEY
+    after_src = _snapshot(src) if src.exists() else {}
+    if after_src != before_src and after_src:
+        import json as _json
+        report = _json.loads(after_src.get("report.json", b"{}") or b"{}")
+        rows = sum(__import__("pyarrow.parquet", fromlist=["x"]).read_metadata(p).num_rows
+                   for p in src.glob("*.parquet"))
+        if report.get("written") != rows:
+            findings.append(("bad data", f"report says {report.get('written')} written over {rows} Parquet rows"))
+    elif not after_src:
+        findings.append(("silent loss", "the previous source folder is gone after an interrupted build"))
+    return findings, proc.returncode
+
+
+@attack("atomic", slow=True)
+def atk_kill9_in_hub_stage(env: Env) -> list[Finding]:
+    findings, _ = _kill_during(env, ".hub-staging/hub", signal_kill())
+    again = cli(build_args(env, KIDNEY, hub=True))
+    findings += check_ran(again)
+    if (env.out / ".hub-staging").exists():
+        findings.append(("bad data", "the staging folder of the killed run survived a complete rerun"))
+    return findings
+
+
+@attack("atomic", slow=True)
+def atk_kill9_in_source_stage(env: Env) -> list[Finding]:
+    findings, _ = _kill_during(env, f"sources/.{KIDNEY}.partial/part-00000.parquet", signal_kill(), hub=False)
+    return findings
+
+
+@attack("atomic", slow=True)
+def atk_sigint_in_source_stage(env: Env) -> list[Finding]:
+    import signal as _signal
+
+    findings, code = _kill_during(env, f"sources/.{KIDNEY}.partial/part-00000.parquet", _signal.SIGINT)
+    if code != 130:
+        findings.append(("crash", f"exit code {code} after SIGINT, expected 130"))
+    if (env.out / "sources" / f".{KIDNEY}.partial").exists():
+        findings.append(("bad data", "a partial source folder was left behind after SIGINT"))
+    return findings
+
+
+def signal_kill():
+    import signal as _signal
+    return _signal.SIGKILL
+
+
+@attack("atomic", slow=True)
+def atk_workers_die_with_parent(env: Env) -> list[Finding]:
+    import time
+
+    from .attack_kit import cli_process
+
+    good_kidney(env, per_label=150)
+    proc = cli_process(build_args(env, KIDNEY, extra=("--num-proc", "2")), start_only=True)
+    children: list[int] = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(children) < 2 and proc.poll() is None:
+        children = _children(proc.pid)
+        time.sleep(0.02)
+    if len(children) < 2:
+        proc.kill()
+        proc.communicate()
+        return [("crash", f"no worker processes appeared ({children})")]
+    proc.kill()  # kill -9 of the parent only: the workers must notice and end
+    proc.communicate()
+    time.sleep(2.0)
+    alive = [c for c in children if _alive(c)]
+    for c in alive:
+        os.kill(c, 9)
+    return [("hang", f"worker processes {alive} outlived their parent")] if alive else []
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@attack("atomic", slow=True)
+def atk_two_builds_race(env: Env) -> list[Finding]:
+    from .attack_kit import cli_process
+
+    good_kidney(env, per_label=40)
+    first = cli_process(build_args(env, KIDNEY), start_only=True)
+    second = cli_process(build_args(env, KIDNEY), start_only=True)
+    out1, out2 = first.communicate(timeout=120)[0].decode(), second.communicate(timeout=120)[0].decode()
+    codes = sorted([first.returncode, second.returncode])
+    findings = []
+    if codes == [0, 1]:
+        loser = out1 if first.returncode else out2
+        if "being written by another medmat build" not in loser:
+            findings.append(("crash", f"the refused build does not name the holder: {loser[-200:]}"))
+    elif codes != [0, 0]:  # both may succeed one after the other when the first ends before the second starts
+        findings.append(("crash", f"exit codes {codes}: {out1[-200:]} / {out2[-200:]}"))
+    report = read_report(env.out, KIDNEY)
+    import pyarrow.parquet as pq
+    rows = sum(pq.read_metadata(p).num_rows for p in (env.out / "sources" / KIDNEY).glob("*.parquet"))
+    if report is None or report["written"] != rows:
+        findings.append(("bad data", f"report says {report and report['written']} written over {rows} rows"))
+    return findings + (account(env, KIDNEY, report) if report else [])
+
+
+# --- downloads ----------------------------------------------------------------------------------------------
+
+
+def _zip(members: list[tuple[str, bytes]]) -> bytes:
+    import warnings
+    import zipfile
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # duplicate names warn
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name, data in members:
+                zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _bad_crc_zip() -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("images/a.png", b"A" * 200)
+    data = bytearray(buf.getvalue())
+    data[data.index(b"A" * 200) + 5] = ord("B")
+    return bytes(data)
+
+
+def _lying_zip() -> bytes:
+    """A zip whose central directory declares 4 GiB for a 1 KiB member (a bomb's signature)."""
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("images/a.png", b"\0" * 1024)
+    data = bytearray(buf.getvalue())
+    cd = data.rindex(b"PK\x01\x02")
+    struct.pack_into("<I", data, cd + 24, 0xFFFFFFF0)
+    return bytes(data)
+
+
+def _tar_gz(members: list[tuple[str, bytes]]) -> bytes:
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+class _Server:
+    def __enter__(self):
+        from .loopback import start
+        self.lb = start()
+        return self.lb
+
+    def __exit__(self, *exc):
+        self.lb.server.shutdown()
+        self.lb.server.server_close()
+
+
+def _open_source(env: Env, files: list[dict], expected: list[dict] | None = None) -> None:
+    def change(d):
+        d["access"] = {"kind": "open"}
+        d["files"] = files
+        d["expected_files"] = expected or [{"path": "images/"}]
+    edit_manifest(env.manifests, KIDNEY, change)
+
+
+def _download(env: Env, *extra, timeout: float = 30.0):
+    return cli(["download", KIDNEY, "--data-dir", env.data, "--manifests", env.manifests, "--retries", "1",
+                "--backoff", "0", *extra], timeout=timeout)
+
+
+def _archive_refused(payload_fn, says: str, name: str = "a.zip"):
+    def run(env: Env) -> list[Finding]:
+        from .loopback import send_bytes
+        payload = payload_fn()
+        with _Server() as lb:
+            lb.routes[f"/{name}"] = lambda h: send_bytes(h, payload)
+            _open_source(env, [{"name": name, "url": lb.url(f"/{name}"), "extract": True}])
+            ran = _download(env)
+        findings = check_ran(ran, code=1, says=says)
+        written = [p for p in (env.data / KIDNEY).rglob("*")] if (env.data / KIDNEY).exists() else []
+        if any(p.is_file() for p in written):
+            findings.append(("bad data", f"files from a refused archive were written: {written[:3]}"))
+        return findings
+    return run
+
+
+for _name, _payload, _says in [
+    ("zip-duplicate-members", lambda: _zip([("images/a.png", b"one"), ("images/a.png", b"two")]), "appears twice"),
+    ("zip-bad-crc", _bad_crc_zip, "images/a.png"),
+    ("zip-file-folder-clash", lambda: _zip([("images/a", b"file"), ("images/a/b.png", b"x")]), "both a file and a folder"),
+    ("zip-name-too-long", lambda: _zip([("images/" + "n" * 300 + ".png", b"x")]), "longer than"),
+    ("zip-declared-size-bomb", _lying_zip, "bomb"),
+    ("zip-absolute-member", lambda: _zip([("/tmp/medmat-attack-abs.png", b"x")]), "absolute path"),
+    ("zip-climbing-member", lambda: _zip([("images/../../x.png", b"x")]), "climbs out"),
+]:
+    ATTACKS.append(Attack(_name, "downloads", _archive_refused(_payload, _says)))
+
+ATTACKS.append(Attack("tar-gz-truncated", "downloads", _archive_refused(
+    lambda: _tar_gz([("images/a.png", os.urandom(50_000))])[:20_000], "truncated", name="a.tar.gz")))
+ATTACKS.append(Attack("tar-duplicate-members", "downloads", _archive_refused(
+    lambda: _tar_gz([("images/a.png", b"one"), ("images/a.png", b"two")]), "appears twice", name="a.tar.gz")))
+
+
+@attack("downloads")
+def atk_extract_through_symlinked_folder(env: Env) -> list[Finding]:
+    from .loopback import send_bytes
+    payload = _zip([("images/a.png", b"payload")])
+    (env.data / KIDNEY).mkdir(parents=True)
+    (env.data / KIDNEY / "images").symlink_to(env.outside, target_is_directory=True)
+    with _Server() as lb:
+        lb.routes["/a.zip"] = lambda h: send_bytes(h, payload)
+        _open_source(env, [{"name": "a.zip", "url": lb.url("/a.zip"), "extract": True}])
+        ran = _download(env)
+    findings = check_ran(ran, code=1, says="symbolic link")
+    if (env.outside / "a.png").exists():
+        findings.append(("escape", "extraction wrote through a link into the outside folder"))
+    return findings
+
+
+@attack("downloads")
+def atk_trickling_server(env: Env) -> list[Finding]:
+    import time
+
+    def trickle(h):
+        h.send_response(200)
+        h.send_header("Content-Length", "100000")
+        h.end_headers()
+        try:
+            for _ in range(60):
+                h.wfile.write(b"x")
+                h.wfile.flush()
+                time.sleep(0.2)
+        except OSError:
+            pass
+
+    with _Server() as lb:
+        lb.routes["/slow.bin"] = trickle
+        _open_source(env, [{"name": "slow.bin", "url": lb.url("/slow.bin"), "extract": False}], [{"path": "slow.bin"}])
+        start = time.monotonic()
+        ran = _download(env, "--timeout", "1", "--min-rate", "1000", timeout=20)
+        took = time.monotonic() - start
+    findings = check_ran(ran, code=1, says="stalled")
+    if took > 10:
+        findings.append(("hang", f"a 5 byte/s server held the download for {took:.0f} s"))
+    part = env.data / KIDNEY / "slow.bin.part"
+    if not part.is_file() or part.stat().st_size == 0:
+        findings.append(("silent loss", "the bytes received before the stall were not kept"))
+    return findings
+
+
+@attack("downloads")
+def atk_fifo_where_archive_should_be(env: Env) -> list[Finding]:
+    with _Server() as lb:
+        from .loopback import send_bytes
+        payload = _zip([("images/a.png", b"x")])
+        lb.routes["/a.zip"] = lambda h: send_bytes(h, payload)
+        _open_source(env, [{"name": "a.zip", "url": lb.url("/a.zip"), "extract": True}])
+        cache = env.data / ".downloads" / KIDNEY
+        cache.mkdir(parents=True)
+        os.mkfifo(cache / "a.zip")
+        doctor = cli(["doctor", KIDNEY, "--data-dir", env.data, "--manifests", env.manifests], timeout=20)
+        ran = _download(env, timeout=20)
+    findings = check_ran(doctor, code=1, says="not a regular file")
+    return findings + check_ran(ran, code=0)
+
+
+@attack("downloads")
+def atk_token_in_url_not_stored(env: Env) -> list[Finding]:
+    from .loopback import send_bytes
+    data = os.urandom(60_000)
+    with _Server() as lb:
+        lb.routes["/f.bin"] = lambda h: send_bytes(h, data, cut_at=20_000)
+        url = lb.url("/f.bin") + "?token=SECRET-TOKEN-123"
+        _open_source(env, [{"name": "f.bin", "url": url, "size": len(data), "extract": False}], [{"path": "f.bin"}])
+        ran = _download(env)
+    findings = check_ran(ran, code=1)
+    if "SECRET-TOKEN-123" in ran.output:
+        findings.append(("escape", "the token was printed"))
+    state = env.data / KIDNEY / "f.bin.part.json"
+    if not state.is_file():
+        return findings + [("silent loss", "no resume state was kept after the interruption")]
+    if "SECRET-TOKEN-123" in state.read_text():
+        findings.append(("escape", "the token is stored in clear in the resume state"))
+    if state.stat().st_mode & 0o077:
+        findings.append(("escape", f"the resume state is mode {oct(state.stat().st_mode & 0o777)}, not 0600"))
+    part = env.data / KIDNEY / "f.bin.part"
+    if not part.is_file() or part.stat().st_size != 20_000:
+        findings.append(("silent loss", "the 20,000 bytes received before the interruption were not kept"))
+    return findings
+
+
+@attack("downloads")
+def atk_publisher_md5_checked(env: Env) -> list[Finding]:
+    from .loopback import send_bytes
+    data = os.urandom(5000)
+    with _Server() as lb:
+        lb.routes["/f.bin"] = lambda h: send_bytes(h, data)
+        _open_source(env, [{"name": "f.bin", "url": lb.url("/f.bin"), "md5": "0" * 32, "extract": False}], [{"path": "f.bin"}])
+        ran = _download(env)
+    findings = check_ran(ran, code=1, says="md5")
+    if (env.data / KIDNEY / "f.bin").exists():
+        findings.append(("bad data", "a file whose md5 differs from the publisher's was kept"))
+    return findings
+
+
+@attack("downloads")
+def atk_unverified_said_plainly(env: Env) -> list[Finding]:
+    from .loopback import send_bytes
+    data = os.urandom(5000)
+    with _Server() as lb:
+        lb.routes["/f.bin"] = lambda h: send_bytes(h, data)
+        _open_source(env, [{"name": "f.bin", "url": lb.url("/f.bin"), "extract": False}], [{"path": "f.bin"}])
+        ran = _download(env)
+    doctor = cli(["doctor", KIDNEY, "--data-dir", env.data, "--manifests", env.manifests, "--json"])
+    return check_ran(ran, says="UNVERIFIED") + check_ran(doctor, says="UNVERIFIED")
+
+
+@attack("downloads")
+def atk_gzip_encoded_response(env: Env) -> list[Finding]:
+    data = os.urandom(5000)
+    body = gzip.compress(data)
+
+    def route(h):
+        h.send_response(200)
+        h.send_header("Content-Encoding", "gzip")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    with _Server() as lb:
+        lb.routes["/f.bin"] = route
+        _open_source(env, [{"name": "f.bin", "url": lb.url("/f.bin"), "extract": False}], [{"path": "f.bin"}])
+        ran = _download(env)
+    findings = check_ran(ran)
+    target = env.data / KIDNEY / "f.bin"
+    if target.is_file() and target.read_bytes() != data:
+        findings.append(("bad data", "the gzip-encoded bytes were kept as the file"))
+    return findings
+
+
+@attack("downloads")
+def atk_resume_of_changed_file(env: Env) -> list[Finding]:
+    """The server's file changed since the partial download and it ignores If-Range: the resume must restart."""
+    from medmat.download.http import url_key
+
+    new = os.urandom(30_000)
+
+    def route(h):
+        rng = h.headers.get("Range")
+        start = int(rng[6:].split("-")[0]) if rng else 0
+        h.send_response(206 if start else 200)
+        if start:
+            h.send_header("Content-Range", f"bytes {start}-{len(new) - 1}/{len(new)}")
+        h.send_header("ETag", '"v2"')
+        h.send_header("Content-Length", str(len(new) - start))
+        h.end_headers()
+        h.wfile.write(new[start:])
+
+    with _Server() as lb:
+        lb.routes["/f.bin"] = route
+        url = lb.url("/f.bin")
+        _open_source(env, [{"name": "f.bin", "url": url, "extract": False}], [{"path": "f.bin"}])
+        folder = env.data / KIDNEY
+        folder.mkdir(parents=True)
+        (folder / "f.bin.part").write_bytes(os.urandom(10_000))  # from the old version of the file
+        (folder / "f.bin.part.json").write_text(
+            __import__("json").dumps({"url": url_key(url), "validator": '"v1"', "total": 30_000}))
+        ran = _download(env, "--retries", "3")
+    findings = check_ran(ran)
+    target = env.data / KIDNEY / "f.bin"
+    if target.is_file() and target.read_bytes() != new:
+        findings.append(("bad data", "old bytes were kept at the start of a resumed, changed file"))
+    return findings

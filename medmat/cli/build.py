@@ -37,7 +37,7 @@ def build_command(
     if max_pixels is not None:
         err.print("--max-pixels was replaced by --max-bytes: a limit in bytes per sample (elements x 8 bytes of "
                   f"working memory; default {DEFAULT_MAX_BYTES:,}), e.g. --max-bytes {max_pixels * 8}",
-                  markup=False, highlight=False)
+                  markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
     reg = load_registry_or_exit(manifests)
     options = BuildOptions(max_examples=max_examples, num_proc=num_proc, strict=strict, max_bytes=max_bytes)
@@ -45,32 +45,32 @@ def build_command(
         result = build(reg, names, data_dir, out, options, hub=hub, seed=seed, keep_pixels=keep_pixels,
                        repo_id=repo, on_source=_print_source(out))
     except SelectionError as exc:
-        err.print(str(exc), markup=False, highlight=False)
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     except (OutLocked, OutProblem) as exc:
-        err.print(str(exc), markup=False, highlight=False)
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         err.print(f"interrupted: sources finished before the interruption are complete under {Path(out) / 'sources'}; "
                   "the one in progress and the hub folder were left as they were before this run; run the same "
-                  "command again to finish", markup=False, highlight=False)
+                  "command again to finish", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
     except OSError as exc:
         err.print(disk_problem(exc) or f"cannot read or write {exc.filename}: {exc.strerror}", markup=False,
-                  highlight=False)
+                  highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     if result.hub is not None:
         _print_hub(result.hub, Path(out) / "hub")
     if result.failures:
         err.print(f"{len(result.failures)} source(s) failed: {', '.join(result.failures)}; "
-                  f"{len(result.reports)} built", markup=False, highlight=False)
+                  f"{len(result.reports)} built", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
 def _print_source(out: Path):
     def show(name: str, report: dict | None, error: str | None) -> None:
         if error is not None:
-            err.print(f"{name}: {error}", markup=False, highlight=False)
+            err.print(f"{name}: {error}", markup=False, highlight=False, soft_wrap=True)
             return
         typer.echo(f"{name}: {report['written']} written, {report['quarantined']} quarantined, "
                    f"{report['excluded']} excluded of {report['seen']} seen -> {Path(out) / 'sources' / name}")
