@@ -515,11 +515,11 @@ def atk_out_is_read_only(env: Env) -> list[Finding]:
     env.out.mkdir()
     env.out.chmod(0o555)
     try:
-        if os.access(env.out, os.W_OK):
-            return []  # running as root: a read-only folder cannot be made; nothing to attack
+        if os.access(env.out, os.W_OK):  # root ignores permissions: sysfs refuses new folders (EPERM) even to root
+            env.out = Path("/sys/medmat-attack-out")
         return check_ran(cli(build_args(env, KIDNEY)), code=1, says=str(env.out))
     finally:
-        env.out.chmod(0o755)
+        (env.root / "out").chmod(0o755)
 
 
 @attack("isolation")
@@ -1083,3 +1083,64 @@ def atk_resume_of_changed_file(env: Env) -> list[Finding]:
     if target.is_file() and target.read_bytes() != new:
         findings.append(("bad data", "old bytes were kept at the start of a resumed, changed file"))
     return findings
+
+
+# --- DICOM series (the kidney source read as one series per folder) ----------------------------------------
+
+
+def _series(folder: Path, positions: list[float | None], seed: int = 0) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i, z in enumerate(positions):
+        extra = {} if z is None else {"ImagePositionPatient": [0, 0, z], "ImageOrientationPatient": [1, 0, 0, 0, 1, 0]}
+        _dicom(folder / f"slice{i:02d}.dcm", rng.integers(0, 4000, (16, 16)).astype(np.uint16), InstanceNumber=i + 1,
+               PixelSpacing=[1, 1], SliceThickness=2, **extra)
+
+
+def _series_attack(positions_bad: list[float | None], reason: str | None):
+    def run(env: Env) -> list[Finding]:
+        def change(d):
+            d["layout"]["family"] = "dicom-study"
+            d["layout"]["params"] = {"extensions": ["dcm"], "label": "Cyst"}
+            d["dimensionality"] = "3d"
+        edit_manifest(env.manifests, KIDNEY, change)
+        _series(env.kidney / "good", [0.0, 2.0, 4.0, 6.0], seed=1)
+        _series(env.kidney / "bad", positions_bad, seed=2)
+        (env.data / KIDNEY / "kidneyData.csv").write_text("x\n")
+        ran = cli(build_args(env, KIDNEY))
+        findings = check_ran(ran)
+        if findings:
+            return findings
+        report = read_report(env.out, KIDNEY)
+        from .attack_kit import written_paths
+        written = written_paths(env.out, KIDNEY)
+        if not any(p.endswith("/good") for p in written):
+            findings.append(("silent loss", f"the good series was not built: {report['quarantined_files']}"))
+        bad = [e for e in report["quarantined_files"] if e["path"] == "bad"]
+        if reason is None:
+            if not any(p.endswith("/bad") for p in written):
+                findings.append(("silent loss", f"a series without positions (ordered by InstanceNumber by rule) was "
+                                                f"not built: {report['quarantined_files']}"))
+        elif any(p.endswith("/bad") for p in written):
+            findings.append(("bad data", f"the series was written; expected quarantined: {reason}"))
+        elif not bad or reason.lower() not in bad[0]["reason"].lower():
+            findings.append(("silent loss", f"series 'bad' not quarantined with {reason!r}: {bad}"))
+        return findings + account_series(env, report)
+    return run
+
+
+def account_series(env: Env, report: dict) -> list[Finding]:
+    """Series items name folders; every slice file must be inside a written or quarantined series folder."""
+    from .attack_kit import KIDNEY_ROOT, disk_entries, written_paths
+    written = {p.removeprefix(KIDNEY_ROOT + "/") for p in written_paths(env.out, KIDNEY)}
+    named = written | {e["path"] for e in report["quarantined_files"]} | {e["path"] for e in report["excluded_files"]}
+    lost = [rel for rel in disk_entries(env.kidney)
+            if rel not in named and rel.rsplit("/", 1)[0] not in named]
+    return [("silent loss", f"{rel} is in no written, quarantined or excluded entry") for rel in lost]
+
+
+ATTACKS.append(Attack("series-missing-slice", "values", _series_attack([0.0, 2.0, 6.0, 8.0], "missing slice")))
+ATTACKS.append(Attack("series-repeated-slice", "values", _series_attack([0.0, 2.0, 2.0, 4.0], "repeated slice")))
+ATTACKS.append(Attack("series-slice-without-position", "values",
+                      _series_attack([0.0, 2.0, None, 6.0], "without ImagePositionPatient")))
+ATTACKS.append(Attack("series-without-any-position", "values", _series_attack([None, None, None], None)))
