@@ -751,11 +751,12 @@ def atk_workers_die_with_parent(env: Env) -> list[Finding]:
         proc.communicate()
         return [("crash", f"no worker processes appeared ({children})")]
     proc.kill()  # kill -9 of the parent only: the workers must notice and end
-    proc.communicate()
+    proc.wait()  # not communicate(): orphaned workers would hold the output pipe open
     time.sleep(2.0)
     alive = [c for c in children if _alive(c)]
     for c in alive:
         os.kill(c, 9)
+    proc.stdout.close()
     return [("hang", f"worker processes {alive} outlived their parent")] if alive else []
 
 

@@ -73,8 +73,8 @@ class Ledger:
         self.mentioned.add(self._rel(entry.path))
 
     def close(self) -> tuple[list[Skipped], dict]:
-        """(exclusions - and quarantines of undecodable names - by the ledger's rules, the `files` block of the report). Exclusion paths are relative to
-        the adapter root when inside it, like every other path of the report."""
+        """(exclusions - and quarantines of undecodable names - by the ledger's rules, the `files` block of the
+        report). Paths are relative to the adapter root when inside it, like every other path of the report."""
         disk = files_on_disk(self.source_dir) if self.source_dir.is_dir() else {}
         excluded: list[Skipped] = []
         unaccounted: list[str] = []
