@@ -11,11 +11,14 @@ import os
 import stat
 from pathlib import Path
 
-# One limit per sample, in bytes of working memory: a reader may hold a sample as float64 while windowing it, so a
-# sample's cost is its element count x 8 bytes (whatever its stored type). Checked from the header, before decoding,
-# in whichever process decodes it: with N workers the peak is N times this (plus a small constant per worker).
-DEFAULT_MAX_BYTES = 2 * 1024**3
+# One limit per sample, in bytes of working memory, checked from the header before decoding in whichever process
+# decodes the sample (with N workers the peak is at most N times the limit, plus the interpreter). A sample's cost
+# is its element count x max(8, 5 x bytes per stored element): the copies decoding, reorienting, windowing, hashing
+# and encoding make. Measured (docs/guarantees.md): a 512^3 uint8 .nii.gz (cost 1.07 GB) peaks at 674 MiB RSS, a
+# 512^3 float32 one (cost 2.68 GB) at 2.43 GB.
+DEFAULT_MAX_BYTES = 4 * 1024**3
 WORKING_BYTES_PER_ELEMENT = 8
+COPIES_OF_STORED = 5
 # No lossless or JPEG codec here expands data more than deflate's ~1032:1; a header promising more decoded bytes
 # than this many times the file's size describes data that is not there (a bomb or a lying header). Small samples
 # (below MIN_RATIO_BYTES decoded) are never refused by this rule.
@@ -79,14 +82,14 @@ class Decoded:
 
 
 def check_size(path, *dims: int, limit: int = DEFAULT_MAX_BYTES, file_bytes: int | None = None,
-               max_ratio: int = MAX_EXPANSION, min_ratio_elements: int = MIN_RATIO_BYTES) -> int:
-    """Refuse, from the header alone, a sample whose working size (elements x 8 bytes) is over `limit`, or whose
-    decoded size could not come out of a file of `file_bytes` bytes. Returns the element count."""
+               max_ratio: int = MAX_EXPANSION, min_ratio_elements: int = MIN_RATIO_BYTES, itemsize: int = 1) -> int:
+    """Refuse, from the header alone, a sample whose working size (elements x max(8, 5 x `itemsize`) bytes) is over
+    `limit`, or whose decoded size could not come out of a file of `file_bytes` bytes. Returns the element count."""
     shape = " x ".join(str(int(d)) for d in dims)
     if any(int(d) <= 0 for d in dims):
         raise ReadError(path, "zero dimension", f"shape {shape}", "the header declares an empty image")
     total = math.prod(int(d) for d in dims)
-    working = total * WORKING_BYTES_PER_ELEMENT
+    working = total * max(WORKING_BYTES_PER_ELEMENT, COPIES_OF_STORED * int(itemsize))
     if working > limit:
         raise ReadError(path, "too large", f"{shape} = {total:,} elements, {working:,} working bytes > --max-bytes "
                         f"{limit:,}", "raise --max-bytes if this size is genuine")

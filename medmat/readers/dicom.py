@@ -70,10 +70,18 @@ def _check_header_numbers(path: Path, ds: pydicom.Dataset) -> None:
             finite_number(path, value, "patient position/orientation")
 
 
+def _itemsize(ds: pydicom.Dataset) -> int:
+    if "DoubleFloatPixelData" in ds:
+        return 8
+    if "FloatPixelData" in ds:
+        return 4
+    return max(int(ds.get("BitsAllocated", 8) or 8) // 8, 1)
+
+
 def _frames(ds: pydicom.Dataset, path: Path, max_bytes: int) -> np.ndarray:
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     check_size(path, ds.Rows, ds.Columns, frames, int(ds.get("SamplesPerPixel", 1) or 1), limit=max_bytes,
-               file_bytes=path.stat().st_size)
+               file_bytes=path.stat().st_size, itemsize=_itemsize(ds))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -208,7 +216,7 @@ def read_dicom_series(paths: list[Path], max_bytes: int = DEFAULT_MAX_BYTES) -> 
                             f"step {steps[where]:.4g} mm where the series steps {median:.4g} mm",
                             "the series is incomplete; re-download it or exclude it")
     first = _open(Path(headers[0][2]), stop_before_pixels=True)
-    check_size(headers[0][2], first.Rows, first.Columns, len(headers), limit=max_bytes)
+    check_size(headers[0][2], first.Rows, first.Columns, len(headers), limit=max_bytes, itemsize=max(_itemsize(first), 4))
 
     slices, datasets = [], []
     for _, _, p in headers:

@@ -57,6 +57,10 @@ def _channels(im: Image.Image) -> int:
     return max(len(im.getbands()), 1)
 
 
+def _itemsize(im: Image.Image) -> int:
+    return 4 if im.mode in ("I", "F") else 2 if im.mode.startswith("I;16") else 1
+
+
 def read_raster(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Decoded:
     path = Path(path)
     size = regular_file(path, max_bytes)  # the size is checked before a byte is read
@@ -77,12 +81,13 @@ def read_raster(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Decoded:
                 # limit, times 8 for 1-bit images.
                 ratio = (2000, 1 << 20) if fmt == "JPEG" else (8 * MAX_EXPANSION, 1 << 20)
                 check_size(path, im.width, im.height, _channels(im), limit=max_bytes, file_bytes=size,
-                           max_ratio=ratio[0], min_ratio_elements=ratio[1])
+                           max_ratio=ratio[0], min_ratio_elements=ratio[1], itemsize=_itemsize(im))
                 n_frames = getattr(im, "n_frames", 1)
                 if n_frames > MAX_FRAMES:
                     raise ReadError(path, "too many frames", f"{n_frames:,} > {MAX_FRAMES:,}",
                                     "split the file, or exclude it")
-                check_size(path, im.width, im.height, _channels(im), n_frames, limit=max_bytes, file_bytes=size)
+                check_size(path, im.width, im.height, _channels(im), n_frames, limit=max_bytes, file_bytes=size,
+                           itemsize=_itemsize(im))
                 frames = []
                 for index in range(n_frames):
                     im.seek(index)

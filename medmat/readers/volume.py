@@ -74,7 +74,7 @@ def _check_nibabel_header(path: Path, img, max_bytes: int, file_bytes: int) -> t
         raise ReadError(path, "complex-valued volume", f"data type {dtype}", "export magnitude images instead")
     if dtype.kind not in "biuf" or dtype.fields is not None:
         raise ReadError(path, "unsupported voxel type", f"data type {dtype}", "convert it to a scalar volume")
-    check_size(path, *shape[:3], limit=max_bytes)  # one 3D frame is decoded
+    check_size(path, *shape[:3], limit=max_bytes, itemsize=dtype.itemsize)  # one 3D frame is decoded
     for d, zoom in zip(shape[:3], img.header.get_zooms()[:3]):
         finite_number(path, zoom, "spacing", positive=True)
     # The whole data block the header declares must be in the file, every frame of a 4D series included.
@@ -209,7 +209,8 @@ def _simpleitk(path: Path, options) -> tuple[np.ndarray, np.ndarray, dict]:
         reader.SetFileName(str(path))
         reader.ReadImageInformation()
         size = reader.GetSize()
-        check_size(path, *size, reader.GetNumberOfComponents(), limit=options.max_bytes)
+        itemsize = sitk.Image([1] * len(size), reader.GetPixelID()).GetSizeOfPixelComponent()
+        check_size(path, *size, reader.GetNumberOfComponents(), limit=options.max_bytes, itemsize=itemsize)
         img = reader.Execute()
     except ReadError:
         raise
