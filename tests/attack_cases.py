@@ -1145,3 +1145,37 @@ ATTACKS.append(Attack("series-repeated-slice", "values", _series_attack([0.0, 2.
 ATTACKS.append(Attack("series-slice-without-position", "values",
                       _series_attack([0.0, 2.0, None, 6.0], "without ImagePositionPatient")))
 ATTACKS.append(Attack("series-without-any-position", "values", _series_attack([None, None, None], None)))
+
+
+@attack("atomic", slow=True)
+def atk_disk_full_in_hub_stage(env: Env) -> list[Finding]:
+    """A file-size limit between the largest source file and a larger hub file: the source stage passes, the hub
+    stage hits the 'full disk'; the previous hub folder must stay exactly as it was."""
+    import resource
+    import signal as _signal
+
+    from .attack_kit import cli_process
+
+    good_kidney(env, per_label=6)
+    args = build_args(env, KIDNEY, hub=True, extra=("--keep-pixels",))
+    findings = check_ran(cli(args))
+    if findings:
+        return findings
+    before = _snapshot(env.out / "hub")
+    biggest_source = max(p.stat().st_size for p in (env.out / "sources").rglob("*") if p.is_file())
+    bigger = sorted(len(b) for b in before.values() if len(b) > biggest_source + 512)
+    if not bigger:
+        return []  # no hub file outgrows the source files here: the fault cannot be placed
+    limit = (biggest_source + bigger[0]) // 2
+
+    def cap():
+        _signal.signal(_signal.SIGXFSZ, _signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    ran = cli_process(args, preexec=cap)
+    findings = check_ran(ran, code=1, says="disk full")
+    if _snapshot(env.out / "hub") != before:
+        findings.append(("bad data", "the previous hub folder changed when the disk filled in the hub stage"))
+    if (env.out / ".hub-staging").exists():
+        findings.append(("bad data", "the half-written staging folder was left behind"))
+    return findings

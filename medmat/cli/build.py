@@ -62,8 +62,11 @@ def build_command(
     if result.hub is not None:
         _print_hub(result.hub, Path(out) / "hub")
     if result.failures:
-        err.print(f"{len(result.failures)} source(s) failed: {', '.join(result.failures)}; "
-                  f"{len(result.reports)} built", markup=False, highlight=False, soft_wrap=True)
+        sources = [name for name in result.failures if name != "hub"]
+        parts = [f"{len(sources)} source(s) failed: {', '.join(sources)}"] if sources else []
+        parts += ["the hub folder was not updated"] if "hub" in result.failures else []
+        err.print("; ".join(parts) + f"; {len(result.reports)} source(s) built", markup=False, highlight=False,
+                  soft_wrap=True)
         raise typer.Exit(1)
 
 
