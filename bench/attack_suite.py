@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.attack_cases import ATTACKS  # noqa: E402
-from tests.attack_kit import COLUMNS, Env, summarise  # noqa: E402
+from tests.attack_kit import COLUMNS, TOTALS, Env, summarise  # noqa: E402
 
 
 def main() -> int:
@@ -50,7 +50,11 @@ def main() -> int:
         subset = {n: f for n, f in results.items() if kind == "all" or kinds[n] == kind}
         row = summarise(subset)
         print(" | ".join([f"{kind:>11s}", *(f"{row[c]:>11d}" for c in ("tried", *COLUMNS))]))
-    print(f"\n{len(results)} attacks in {elapsed:.1f} s")
+    t = TOTALS
+    print(f"\nfiles on disk, summed over every build checked: {t['on disk']:,} = written {t['written']:,} + "
+          f"quarantined {t['quarantined']:,} + excluded {t['excluded']:,} + beside layout.root {t['beside root']:,}"
+          f" (unaccounted: {t['unaccounted']:,})")
+    print(f"{len(results)} attacks in {elapsed:.1f} s")
     return 0 if all(not f for f in results.values()) else 1
 
 

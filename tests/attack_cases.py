@@ -86,8 +86,8 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def _bomb_png(width=100_000, height=100_000) -> bytes:
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+def _bomb_png(width=100_000, height=100_000, depth=8) -> bytes:
+    header = struct.pack(">IIBBBBB", width, height, depth, 0, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
             + _png_chunk(b"IEND", b""))
 
@@ -1179,3 +1179,303 @@ def atk_disk_full_in_hub_stage(env: Env) -> list[Finding]:
     if (env.out / ".hub-staging").exists():
         findings.append(("bad data", "the half-written staging folder was left behind"))
     return findings
+
+
+# --- wider: more files, tables, headers and download faults ----------------------------------------------
+
+
+def _sparse(size: int):
+    def make(path, env):
+        with open(path, "wb") as fh:
+            fh.truncate(size)  # no disk used: a reader that reads first would allocate `size` bytes
+    return make
+
+
+def _tiff_pages(path, env):
+    pages = [Image.fromarray(np.full((2, 2), i % 251, np.uint8)) for i in range(5000)]
+    pages[0].save(path, save_all=True, append_images=pages[1:])
+
+
+def _dicom_lying_header(path, env):
+    ds = _dicom(path)
+    ds.Rows, ds.Columns, ds.NumberOfFrames = 30000, 30000, 50
+    ds.save_as(path, enforce_file_format=True)
+
+
+def _mha_huge_header(path, env):
+    path.write_bytes(b"ObjectType = Image\nNDims = 3\nDimSize = 100000 100000 100000\nElementType = MET_UCHAR\n"
+                     b"ElementDataFile = LOCAL\n" + bytes(64))
+
+
+def _mha_nan_spacing(path, env):
+    data = np.random.default_rng(4).integers(0, 255, 8 * 8 * 4, np.uint8).tobytes()
+    path.write_bytes(b"ObjectType = Image\nNDims = 3\nDimSize = 8 8 4\nElementType = MET_UCHAR\n"
+                     b"ElementSpacing = nan 1 1\nElementDataFile = LOCAL\n" + data)
+
+
+def _png_1bit_huge(path, env):
+    path.write_bytes(_bomb_png(60000, 60000, depth=1))
+
+
+def _tiff_minus_inf(path, env):
+    values = np.random.default_rng(11).random((16, 16)).astype(np.float32)
+    values[5, 5] = -np.inf
+    _float_tiff(path, values)
+
+
+def _nifti_inf(path, env):
+    data = np.random.default_rng(12).random((8, 8, 4)).astype(np.float32)
+    data[2, 2, 2] = np.inf
+    _nifti(path, data)
+
+
+def _nifti_gz_4d_lie(path, env):
+    """A .nii.gz whose header claims 4000 frames of 64^3: 1 GB promised from a few kilobytes."""
+    img = nib.Nifti1Image(np.zeros((2, 2, 2), np.uint8), np.eye(4))
+    header = img.header.copy()
+    header.set_data_shape((64, 64, 64, 4000))
+    path.write_bytes(gzip.compress(header.binaryblock + b"\0" * 4 + b"\0" * 1024))
+
+
+def _dicom_zero_slope(path, env):
+    _dicom(path, RescaleSlope=0, RescaleIntercept=-1024)
+
+
+def _dicom_zero_width(path, env):
+    _dicom(path, WindowCenter=40, WindowWidth=0)
+
+
+for _args in [
+    ("nested-hidden-folder", "accounting", "Cyst/.git/objects/ab.png", lambda p, e: noise(p, 31), "excluded", "hidden"),
+    ("macosx-resource-fork", "accounting", "Cyst/__MACOSX/._Cyst- (1).png", _write(b"\0\5\26\7"), "excluded",
+     "metadata"),
+    ("sparse-5gib-png", "bounds", "Tumor/sparse.png", _sparse(5 * 1024**3), "quarantined", "too large"),
+    ("tiff-5000-pages", "bounds", "Tumor/pages.tif", _tiff_pages, "quarantined", "frames"),
+    ("dicom-header-lies", "bounds", "Stone/lies.dcm", _dicom_lying_header, "quarantined", "too large"),
+    ("mha-header-huge", "bounds", "Tumor/huge.mha", _mha_huge_header, "quarantined", "promises more data"),
+    ("png-1bit-huge", "bounds", "Tumor/onebit.png", _png_1bit_huge, "quarantined", "too large"),
+    ("nifti-gz-4d-lie", "bounds", "Tumor/lie4d.nii.gz", _nifti_gz_4d_lie, "quarantined", "promises more data"),
+    ("float-tiff-minus-inf", "values", "Cyst/minf.tif", _tiff_minus_inf, "quarantined", "non-finite"),
+    ("nifti-inf-voxel", "values", "Tumor/inf.nii", _nifti_inf, "quarantined", "non-finite"),
+    ("mha-nan-spacing", "values", "Tumor/nan.mha", _mha_nan_spacing, "quarantined", "spacing"),
+    ("dicom-zero-slope", "values", "Stone/zero-slope.dcm", _dicom_zero_slope, "quarantined", "slope"),
+    ("dicom-zero-window-width", "values", "Stone/zero-width.dcm", _dicom_zero_width, "quarantined", "window width"),
+    ("png-bad-crc", "isolation", "Normal/crc.png", lambda p, e: p.write_bytes(_bomb_png(8, 8)[:-8] + b"\0\0\0\0"
+                                                                                 + b"IEND"), "quarantined", "image"),
+]:
+    register_planted(*_args)
+
+
+@attack("accounting")
+def atk_uppercase_extension_is_built(env: Env) -> list[Finding]:
+    good_kidney(env)
+    noise(env.kidney / "Cyst" / "SHOUT.PNG", 71)
+    ran = cli(build_args(env, KIDNEY))
+    findings = check_ran(ran)
+    if findings:
+        return findings
+    from .attack_kit import written_paths
+    if not any(p.endswith("Cyst/SHOUT.PNG") for p in written_paths(env.out, KIDNEY)):
+        findings.append(("silent loss", "an image with an upper-case suffix was not built"))
+    return findings + account(env, KIDNEY, read_report(env.out, KIDNEY))
+
+
+@attack("accounting")
+def atk_folder_named_like_an_image(env: Env) -> list[Finding]:
+    good_kidney(env)
+    noise(env.kidney / "Cyst" / "dir.png" / "inner.png", 72)
+    ran = cli(build_args(env, KIDNEY))
+    findings = check_ran(ran)
+    return findings + (account(env, KIDNEY, read_report(env.out, KIDNEY)) if not findings else [])
+
+
+def _table_variant(content: bytes, check):
+    def run(env: Env) -> list[Finding]:
+        good_headct(env)
+        (env.headct / "labels.csv").write_bytes(content)
+        ran = cli(build_args(env, HEADCT))
+        findings = check_ran(ran)
+        if findings:
+            return findings
+        report = read_report(env.out, HEADCT)
+        return findings + check(report) + account(env, HEADCT, report)
+    return run
+
+
+def _all_quarantined(says: str):
+    def check(report):
+        hits = [e for e in report["quarantined_files"] if says in e["reason"]]
+        return [] if hits else [
+            ("silent loss", f"expected quarantines saying {says!r}: {report['quarantined_files']}")]
+    return check
+
+
+ATTACKS.append(Attack("table-header-only", "accounting", _table_variant(b"id, hemorrhage\n",
+                                                                       _all_quarantined("has no row"))))
+ATTACKS.append(Attack("table-duplicate-rows", "accounting", _table_variant(
+    b"id, hemorrhage\n0,0\n0,1\n1,1\n2,0\n3,1\n", _all_quarantined("repeats this image"))))
+ATTACKS.append(Attack("table-row-for-missing-file", "accounting", _table_variant(
+    b"id, hemorrhage\n0,0\n1,1\n2,0\n3,1\n99,1\n", _all_quarantined("missing"))))
+
+
+def _table_format(name: str, content: bytes, fmt: str, says: str):
+    def run(env: Env) -> list[Finding]:
+        good_headct(env)
+        good_kidney(env)
+        (env.headct / name).write_bytes(content)
+        edit_manifest(env.manifests, HEADCT, lambda d: d["layout"]["params"].update(table=name, table_format=fmt))
+        ran = cli(build_args(env, HEADCT, KIDNEY))
+        findings = check_ran(ran, code=1, says=says)
+        if name not in ran.output:
+            findings.append(("crash", f"the message does not name {name}"))
+        if read_report(env.out, KIDNEY) is None:
+            findings.append(("crash", "one bad table stopped the other source"))
+        return findings
+    return run
+
+
+ATTACKS.append(Attack("table-xlsx-garbage", "isolation", _table_format("labels.xlsx", b"PK\3\4" + os.urandom(80),
+                                                                       "xlsx", "cannot be parsed")))
+ATTACKS.append(Attack("table-json-garbage", "isolation", _table_format("labels.json", b"{not json",
+                                                                       "json", "cannot be parsed")))
+
+
+@attack("confinement")
+def atk_table_in_symlinked_folder(env: Env) -> list[Finding]:
+    good_headct(env)
+    (env.outside / "meta").mkdir()
+    (env.outside / "meta" / "labels.csv").write_bytes((env.headct / "labels.csv").read_bytes())
+    (env.headct / "meta").symlink_to(env.outside / "meta", target_is_directory=True)
+    edit_manifest(env.manifests, HEADCT, lambda d: d["layout"]["params"].update(table="meta/labels.csv"))
+    ran = cli(build_args(env, HEADCT))
+    findings = check_ran(ran, code=1, says="link")
+    if read_report(env.out, HEADCT) is not None:
+        findings.append(("escape", "the label table was read through a linked folder"))
+    return findings
+
+
+def _bad_root(value: str):
+    def run(env: Env) -> list[Finding]:
+        edit_manifest(env.manifests, KIDNEY, lambda d: d["layout"].update(root=value))
+        return check_ran(cli(["validate", env.manifests]), code=1, says="layout.root")
+    return run
+
+
+ATTACKS.append(Attack("layout-root-backslash", "confinement", _bad_root("..\\..\\outside")))
+ATTACKS.append(Attack("layout-root-home", "confinement", _bad_root("~/outside")))
+ATTACKS.append(Attack("layout-root-drive", "confinement", _bad_root("C:/outside")))
+
+
+def _served(route, file: dict, *extra, expected=None, code=1, says=None, check=None):
+    def run(env: Env) -> list[Finding]:
+        with _Server() as lb:
+            lb.routes["/f.bin"] = lambda h: route(h, lb)
+            entry = {"name": "f.bin", "url": lb.url("/f.bin"), "extract": False} | file
+            _open_source(env, [entry], expected or [{"path": "f.bin"}])
+            if check is not None and hasattr(check, "before"):
+                check.before(env)
+            ran = _download(env, *extra)
+        findings = check_ran(ran, code=code, says=says)
+        if "Traceback" in ran.output:
+            findings.append(("crash", "a traceback was printed"))
+        return findings + (check(env) if check is not None else [])
+    return run
+
+
+def _html(h, lb):
+    from .loopback import send_bytes
+    send_bytes(h, b"<!doctype html><html><body>Please log in</body></html>", content_type="text/html")
+
+
+def _redirect_away(h, lb):
+    from .loopback import send_status
+    port = lb.server.server_address[1]
+    send_status(h, 302, headers={"Location": f"http://localhost:{port}/f.bin"})
+
+
+def _not_found(h, lb):
+    from .loopback import send_status
+    send_status(h, 404, b"gone")
+
+
+def _too_long(h, lb):
+    from .loopback import send_bytes
+    send_bytes(h, b"x" * 6000)
+
+
+def _nothing_kept(env: Env) -> list[Finding]:
+    target = env.data / KIDNEY / "f.bin"
+    return [("bad data", "a refused download was kept")] if target.exists() else []
+
+
+ATTACKS.append(Attack("html-instead-of-file", "downloads", _served(_html, {}, says="HTML page", check=_nothing_kept)))
+ATTACKS.append(Attack("redirect-to-unnamed-host", "downloads", _served(_redirect_away, {}, says="refused to contact",
+                                                                        check=_nothing_kept)))
+ATTACKS.append(Attack("http-404", "downloads", _served(_not_found, {}, says="not found", check=_nothing_kept)))
+ATTACKS.append(Attack("more-bytes-than-manifest", "downloads", _served(_too_long, {"size": 5000}, says="size is",
+                                                                        check=_nothing_kept)))
+
+
+def _links_in_download_folder(kind: str):
+    def before(env: Env):
+        folder = env.data / KIDNEY
+        folder.mkdir(parents=True, exist_ok=True)
+        (env.outside / "victim.txt").write_text("do not touch")
+        name = {"target": "f.bin", "part": "f.bin.part", "state": "f.bin.part.json"}[kind]
+        (folder / name).symlink_to(env.outside / "victim.txt")
+
+    def check(env: Env) -> list[Finding]:
+        victim = env.outside / "victim.txt"
+        if victim.read_text() != "do not touch":
+            return [("escape", f"the download wrote through a {kind} link into the outside folder")]
+        target = env.data / KIDNEY / "f.bin"
+        return [] if target.is_file() and not target.is_symlink() else [("silent loss", "the file was not fetched")]
+    check.before = before
+    return check
+
+
+def _plain(h, lb):
+    from .loopback import send_bytes
+    send_bytes(h, b"y" * 4000)
+
+
+for _kind in ("target", "part", "state"):
+    ATTACKS.append(Attack(f"download-{_kind}-is-symlink", "downloads",
+                          _served(_plain, {}, code=0, check=_links_in_download_folder(_kind))))
+
+
+def _tar_with(kind: str) -> bytes:
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info = tarfile.TarInfo("images/a.png")
+        info.size = 3
+        tf.addfile(info, io.BytesIO(b"abc"))
+        odd = tarfile.TarInfo("images/odd")
+        if kind == "device":
+            odd.type, odd.devmajor, odd.devminor = tarfile.CHRTYPE, 1, 3
+        else:
+            odd.type, odd.linkname = tarfile.LNKTYPE, "/etc/passwd"
+        tf.addfile(odd)
+    return buf.getvalue()
+
+
+ATTACKS.append(Attack("tar-device-member", "downloads", _archive_refused(lambda: _tar_with("device"), "device",
+                                                                         name="a.tar")))
+ATTACKS.append(Attack("tar-hardlink-member", "downloads", _archive_refused(lambda: _tar_with("link"), "link",
+                                                                          name="a.tar")))
+
+
+def _zip_symlink() -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        info = zipfile.ZipInfo("images/link")
+        info.external_attr = (0o120777 << 16)
+        zf.writestr(info, "/etc/passwd")
+    return buf.getvalue()
+
+
+ATTACKS.append(Attack("zip-symlink-member", "downloads", _archive_refused(_zip_symlink, "symlink")))

@@ -232,8 +232,12 @@ def layout_root(source_id: str) -> str:
     return KIDNEY_ROOT if source_id == KIDNEY else ""
 
 
+TOTALS = {"on disk": 0, "written": 0, "quarantined": 0, "excluded": 0, "beside root": 0, "unaccounted": 0}
+
+
 def account(env: Env, source_id: str, report: dict) -> list[Finding]:
-    """Files on disk = written + quarantined + excluded (+ beside layout.root), file by file, by this walk."""
+    """Files on disk = written + quarantined + excluded (+ beside layout.root), file by file, by this walk.
+    Adds to TOTALS, which the bench prints: the identity summed over every attack."""
     root = layout_root(source_id)
     disk = disk_entries(env.data / source_id)
     written = set(written_paths(env.out, source_id))
@@ -256,6 +260,12 @@ def account(env: Env, source_id: str, report: dict) -> list[Finding]:
         else:
             findings.append(("silent loss", f"{source_id}: {rel} is on disk but neither written, quarantined nor "
                                             "excluded in the report"))
+    TOTALS["on disk"] += len(disk)
+    TOTALS["written"] += counted["written"]
+    TOTALS["quarantined"] += counted["quarantined_files"]
+    TOTALS["excluded"] += counted["excluded_files"]
+    TOTALS["beside root"] += beside
+    TOTALS["unaccounted"] += len(findings)
     if report["files"]["on_disk"] != len(disk):
         findings.append(("silent loss", f"{source_id}: report counts {report['files']['on_disk']} files on disk, "
                                         f"the walk finds {len(disk)}"))

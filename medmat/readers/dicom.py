@@ -65,6 +65,9 @@ def _check_header_numbers(path: Path, ds: pydicom.Dataset) -> None:
                 if value is None or value == "":
                     continue
                 finite_number(path, value, what, positive=positive)
+    if "RescaleSlope" in ds and ds.get("RescaleSlope") not in (None, "") and float(ds.RescaleSlope) == 0:
+        raise ReadError(path, "invalid rescale slope", "slope 0 maps every pixel to the intercept (a blank image)",
+                        "fix the header or exclude the file")
     for key in ("ImagePositionPatient", "ImageOrientationPatient"):
         for value in _numbers(ds.get(key)):
             finite_number(path, value, "patient position/orientation")
