@@ -1479,3 +1479,17 @@ def _zip_symlink() -> bytes:
 
 
 ATTACKS.append(Attack("zip-symlink-member", "downloads", _archive_refused(_zip_symlink, "symlink")))
+
+
+@attack("confinement")
+def atk_table_path_climbs_out(env: Env) -> list[Finding]:
+    good_headct(env)
+    good_kidney(env)
+    (env.outside / "labels.csv").write_bytes((env.headct / "labels.csv").read_bytes())
+    edit_manifest(env.manifests, HEADCT, lambda d: d["layout"]["params"].update(table="../../outside/labels.csv"))
+    findings = check_ran(cli(["validate", env.manifests]), code=1, says="inside the source folder")
+    ran = cli(build_args(env, HEADCT, KIDNEY))
+    findings += check_ran(ran, code=1)
+    if read_report(env.out, HEADCT) is not None:
+        findings.append(("escape", "a label table outside the source folder was read"))
+    return findings

@@ -9,6 +9,7 @@ from functools import partial
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from pydantic import ValidationError
 from tqdm.auto import tqdm
 
 from ..readers.base import DEFAULT_MAX_BYTES, inside
@@ -111,12 +112,25 @@ def build_source(registry: Registry, source_id: str, data_dir: Path, out: Path,
     except (AdapterError, TableError) as exc:
         writer.abort()
         raise SourceFailure(str(exc)) from exc
+    except ValidationError as exc:
+        writer.abort()
+        first = exc.errors()[0] if exc.errors() else {"msg": str(exc), "loc": ()}
+        raise SourceFailure(f"invalid layout parameter {'.'.join(map(str, first['loc']))}: {first['msg']}; run "
+                            "`medmat validate`") from None
     except OSError as exc:
         writer.abort()
         problem = disk_problem(exc)
         if problem is None:
             raise SourceFailure(f"cannot read or write {exc.filename or source_dir}: {exc.strerror or exc}") from None
         raise DiskProblem(problem) from None
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        writer.abort()
+        raise
+    except Exception as exc:  # an adapter meeting input it does not expect: this source fails alone, never a traceback
+        writer.abort()
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise SourceFailure(f"the {source.layout.family.value} adapter stopped ({type(exc).__name__}: {first}); the "
+                            "other sources still build; please report this with the file it names") from None
     except BaseException:
         writer.abort()
         raise

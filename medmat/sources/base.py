@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 OS_METADATA = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini", ".AppleDouble", ".Spotlight-V100", ".Trashes")
 
@@ -60,6 +60,10 @@ class Skipped:
 Entry = RawItem | Skipped
 
 
+_PATH_FIELDS = {"table", "image_dirs", "image_dir", "mask_dir", "image_subdir", "mask_subdir", "images_dir",
+                "masks_dir", "annotations", "annotation_file"}
+
+
 class AdapterParams(BaseModel):
     """Parameters every family understands. Unknown keys are refused so that typos surface in `validate`."""
 
@@ -73,6 +77,29 @@ class AdapterParams(BaseModel):
     group_from_regex: str | None = Field(
         default=None, description="regex on the relative path whose group `group` is the patient/study id"
     )
+
+    @model_validator(mode="after")
+    def _paths_inside(self) -> "AdapterParams":
+        """Every path a family parameter names (tables, image folders) stays inside the source folder."""
+        def check(value, where: str) -> None:
+            if isinstance(value, str):
+                if value.startswith(("/", "~", "\\")) or ".." in value.replace("\\", "/").split("/"):
+                    raise ValueError(f"layout.params.{where}: {value!r} must be a relative path inside the source "
+                                     "folder (no leading /, ~ or ..)")
+            elif isinstance(value, (list, tuple)):
+                for i, v in enumerate(value):
+                    check(v, f"{where}[{i}]")
+            elif isinstance(value, BaseModel):
+                for key in type(value).model_fields:
+                    if key in _PATH_FIELDS:
+                        check(getattr(value, key), f"{where}.{key}")
+                    elif key == "tables" or isinstance(getattr(value, key), BaseModel):
+                        check(getattr(value, key), f"{where}.{key}")
+        for key in type(self).model_fields:
+            value = getattr(self, key)
+            if key in _PATH_FIELDS or key == "tables" or isinstance(value, BaseModel):
+                check(value, key)
+        return self
 
     def is_image(self, path: str) -> bool:
         lower = path.lower()

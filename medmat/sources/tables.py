@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TableFormat = Literal["csv", "tsv", "txt", "xlsx", "json"]
 
@@ -31,6 +31,13 @@ class TableReading(BaseModel):
 
 class TableSpec(TableReading):
     table: str = Field(description="label file, relative to the layout root")
+
+    @field_validator("table")
+    @classmethod
+    def _inside(cls, v: str) -> str:
+        if v.startswith(("/", "~", "\\")) or ".." in v.replace("\\", "/").split("/"):
+            raise ValueError(f"{v!r} must be a relative path inside the source folder (no leading /, ~ or ..)")
+        return v
 
 
 class TableError(Exception):
