@@ -1493,3 +1493,41 @@ def atk_table_path_climbs_out(env: Env) -> list[Finding]:
     if read_report(env.out, HEADCT) is not None:
         findings.append(("escape", "a label table outside the source folder was read"))
     return findings
+
+
+# --- determinism (kept from before: same inputs give the same bytes) ---------------------------------------
+
+
+@attack("determinism", slow=True)
+def atk_same_bytes_whatever_the_environment(env: Env) -> list[Finding]:
+    """Two builds in child processes that differ in working directory, TZ, LANG, PYTHONHASHSEED and --num-proc (and
+    the hub built beside the old one in the second) must write byte-identical Parquet and reports."""
+    from .attack_kit import cli_process
+
+    good_kidney(env, per_label=5)
+    (env.kidney / "Stone" / "vol.nii").parent.mkdir(parents=True, exist_ok=True)
+    _nifti(env.kidney / "Stone" / "vol.nii", np.random.default_rng(21).integers(0, 255, (8, 8, 4), dtype=np.uint8))
+    outs = []
+    for i, (tz, lang, seed, procs) in enumerate([("UTC", "C.UTF-8", "0", "1"), ("Asia/Kolkata", "de_DE.UTF-8", "123",
+                                                                                "2")]):
+        out = env.root / f"out{i}"
+        cwd = env.root / f"cwd{i}"
+        cwd.mkdir()
+        args = ["build", KIDNEY, "--data-dir", env.data, "--out", out, "--manifests", env.manifests, "--keep-pixels",
+                "--num-proc", procs]
+        old = os.getcwd()
+        os.chdir(cwd)
+        try:
+            ran = cli_process(args, env={"TZ": tz, "LANG": lang, "LC_ALL": lang, "PYTHONHASHSEED": seed})
+        finally:
+            os.chdir(old)
+        findings = check_ran(ran)
+        if findings:
+            return findings
+        outs.append(out)
+    first = {k: v for k, v in _snapshot(outs[0]).items() if "lock" not in k}
+    second = {k: v for k, v in _snapshot(outs[1]).items() if "lock" not in k}
+    if first.keys() != second.keys():
+        return [("bad data", f"different files: {sorted(first.keys() ^ second.keys())[:5]}")]
+    differ = [k for k in first if first[k] != second[k]]
+    return [("bad data", f"bytes differ across environments: {differ[:5]}")] if differ else []

@@ -21,5 +21,5 @@ def test_attack(attack, tmp_path):
 def test_attack_names_are_unique_and_every_class_is_attacked():
     names = [a.name for a in ATTACKS]
     assert len(names) == len(set(names))
-    assert {a.kind for a in ATTACKS} == {"accounting", "atomic", "bounds", "confinement", "downloads", "isolation",
-                                         "values"}
+    assert {a.kind for a in ATTACKS} == {"accounting", "atomic", "bounds", "confinement", "determinism", "downloads",
+                                         "isolation", "values"}
