@@ -54,40 +54,75 @@ def build(reg: Registry, names: list[str], data_dir: Path | str, out: Path | str
     Either may be an fsspec URL (`s3://bucket/prefix`): see `medmat.storage`.
 
     `on_source(source_id, report, error)` is called after each source. With `options.strict`, the first failure
-    stops the build. `layout_roots` (source id -> folder under DIR/<source-id>/) overrides manifests'
-    `layout.root` for this build, as `--layout-root` does (`medmat doctor` prints the value a drift needs)."""
-    from .prepare.source import BuildOptions, SourceFailure, build_source
-    from .storage import exists, is_url, staged_output, staged_source
-    from .registry.loader import with_layout_roots
+    stops the build; so does a full disk or an unwritable `out`. A local `out` is locked for the whole build: a
+    second build into it raises `OutLocked` naming the holder. Raises `OutProblem` when `out` cannot be used at all.
+    `layout_roots` (source id -> folder under DIR/<source-id>/) overrides manifests' `layout.root` for this build,
+    as `--layout-root` does (`medmat doctor` prints the value a drift needs)."""
+    from .prepare.atomic import OutLock, disk_problem
+    from .storage import is_url, staged_output
 
-    reg = with_layout_roots(reg, layout_roots or {})
+    members = []
+    if hub:
+        _, subset_ids = resolve(reg, names)
+        members = sorted({s for sid in subset_ids for s in reg.subsets[sid].sources})
+    with staged_output(out, keep_sources=members) as local_out:  # a remote `out` is built here, then uploaded
+        if Path(local_out).exists() and not Path(local_out).is_dir():
+            raise OutProblem(f"--out {out} is a file, not a folder; choose another --out")
+        try:
+            lock = OutLock(Path(local_out)).__enter__()
+        except OSError as exc:
+            raise OutProblem(disk_problem(exc) or f"cannot use --out {out}: {exc.strerror}") from None
+        try:
+            return _build_locked(reg, names, data_dir, Path(local_out), options, hub=hub, seed=seed,
+                                 keep_pixels=keep_pixels, repo_id=repo_id, on_source=on_source,
+                                 layout_roots=layout_roots or {}, shown_out=str(out) if is_url(out) else None)
+        finally:
+            lock.__exit__(None, None, None)
+
+
+class OutProblem(Exception):
+    """The output folder cannot be used (a file, read-only, full): one line naming it and the fix."""
+
+
+def _build_locked(reg, names, data_dir, out: Path, options, *, hub, seed, keep_pixels, repo_id, on_source,
+                  layout_roots, shown_out) -> BuildResult:
+    from .prepare.atomic import disk_problem
+    from .prepare.source import BuildOptions, DiskProblem, SourceFailure, build_source
+    from .registry.loader import with_layout_roots
+    from .storage import exists, is_url, staged_source
+
+    reg = with_layout_roots(reg, layout_roots)
     options = options or BuildOptions()
     source_ids, subset_ids = resolve(reg, names)
     result = BuildResult()
-    members = sorted({s for sid in subset_ids for s in reg.subsets[sid].sources})
-    with staged_output(out, keep_sources=members if hub else []) as local_out:
-        for name in source_ids:
-            present = exists(f"{str(data_dir).rstrip('/')}/{name}") if is_url(data_dir) else (
-                Path(data_dir) / name).is_dir()
-            if "all" in names and not present:
-                continue  # `all` builds what is present; `medmat doctor` lists what is missing
-            try:
-                with staged_source(data_dir, name) as local_data:
-                    report = build_source(reg, name, local_data, local_out, options)
-            except SourceFailure as exc:
-                result.failures[name] = str(exc)
-                if on_source:
-                    on_source(name, None, str(exc))
-                if options.strict:
-                    return result
-                continue
-            result.reports[name] = report
+    for name in source_ids:
+        present = exists(f"{str(data_dir).rstrip('/')}/{name}") if is_url(data_dir) else (
+            Path(data_dir) / name).is_dir()
+        if "all" in names and not present:
+            continue  # `all` builds what is present; `medmat doctor` lists what is missing
+        try:
+            with staged_source(data_dir, name) as local_data:  # a remote source is staged here, one at a time
+                report = build_source(reg, name, local_data, out, options)
+        except SourceFailure as exc:
+            result.failures[name] = str(exc)
             if on_source:
-                on_source(name, report, None)
-        if hub:
-            from .hub import build_hub
+                on_source(name, None, str(exc))
+            if options.strict or isinstance(exc, DiskProblem):
+                return result
+            continue
+        result.reports[name] = report
+        if on_source:
+            on_source(name, report, None)
+    if hub:
+        from .hub import build_hub
 
-            result.hub = build_hub(reg, local_out, subset_ids, seed=seed, keep_pixels=keep_pixels, repo_id=repo_id)
+        try:
+            result.hub = build_hub(reg, out, subset_ids, seed=seed, keep_pixels=keep_pixels, repo_id=repo_id)
+        except OSError as exc:
+            problem = disk_problem(exc) or f"cannot write {exc.filename}: {exc.strerror}"
+            result.failures["hub"] = f"{problem}; the previous {shown_out or Path(out) / 'hub'} is left as it was"
+            if on_source:
+                on_source("hub", None, result.failures["hub"])
     return result
 
 

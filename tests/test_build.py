@@ -72,7 +72,7 @@ BAD_FILES = {
     "text-named-png": ("Normal/login.png", lambda p: p.write_text("<html>Please sign in</html>"), "not an image"),
     "dicom-without-pixels": ("Stone/nopix.dcm", lambda p: _dicom_without_pixels(p), "DICOM without pixel data"),
     "broken-nifti": ("Tumor/broken.nii", lambda p: _broken_nifti(p), "corrupt volume"),
-    "bomb": ("Tumor/huge.png", lambda p: p.write_bytes(_bomb_png()), "too many pixels"),
+    "bomb": ("Tumor/huge.png", lambda p: p.write_bytes(_bomb_png()), "too large"),
     "unknown-label": ("Abscess/a.png", lambda p: _noise(p, 999), "unknown label 'Abscess'"),
     "duplicate": ("Normal/copy.png", lambda p: shutil.copy(p.parent.parent / "Cyst" / "Cyst- (1).png", p),
                   "duplicate pixels of"),

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from medmat.cli import app
 from medmat.download.checksums import ChecksumError, plan_edit
-from medmat.download.http import DownloadError, DownloadSettings, allowed_hosts, fetch_file
+from medmat.download.http import DownloadError, DownloadSettings, allowed_hosts, fetch_file, url_key
 from medmat.download.redact import Redactor
 from medmat.download.run import download_source
 from medmat.validation import validate
@@ -85,7 +85,7 @@ def test_partial_file_from_an_earlier_run_is_resumed(server, tmp_path, waits):
     server.routes["/data.bin"] = lambda h: send_bytes(h, DATA)
     url = server.url("/data.bin")
     (tmp_path / "data.bin.part").write_bytes(DATA[:70_000])
-    (tmp_path / "data.bin.part.json").write_text(json.dumps({"url": url, "validator": '"v1"', "total": len(DATA)}))
+    (tmp_path / "data.bin.part.json").write_text(json.dumps({"url": url_key(url), "validator": '"v1"', "total": len(DATA)}))
     got = fetch(dfile(url), tmp_path)
     assert got.path.read_bytes() == DATA
     [hit] = server.hits("/data.bin")
@@ -107,7 +107,7 @@ def test_corrupt_partial_is_discarded_and_fetched_again_from_the_start(server, t
     server.routes["/data.bin"] = lambda h: send_bytes(h, DATA)
     url = server.url("/data.bin")
     (tmp_path / "data.bin.part").write_bytes(b"\0" * 70_000)  # wrong bytes that a resume would keep
-    (tmp_path / "data.bin.part.json").write_text(json.dumps({"url": url, "validator": '"v1"'}))
+    (tmp_path / "data.bin.part.json").write_text(json.dumps({"url": url_key(url), "validator": '"v1"'}))
     got = fetch(dfile(url), tmp_path)
     assert got.path.read_bytes() == DATA
     assert [h.headers.get("Range") for h in server.hits("/data.bin")] == ["bytes=70000-", None]
@@ -257,7 +257,7 @@ def test_open_source_is_downloaded_extracted_and_checked(server, tmp_path, mini_
     assert (root / "extra.csv").read_bytes() == b"a,b\n"
     assert (data / ".downloads" / TEMPLATE_SOURCE / "p1.zip").read_bytes() == part1
     assert result.checksums["p2.zip"] == (len(part2), hashlib.sha256(part2).hexdigest())
-    assert any("no sha256 in the manifest" in line for line in result.lines)
+    assert any("UNVERIFIED - the manifest records no sha256 or md5" in line for line in result.lines)
     # A second run uses what is there and contacts nobody.
     before = len(server.seen)
     assert download_source(registry, TEMPLATE_SOURCE, data, FAST).status == "ready"

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..readers.base import DEFAULT_MAX_PIXELS
+from ..readers.base import DEFAULT_MAX_BYTES
 from .common import ManifestsOpt, err, load_registry_or_exit
 from .download import LayoutRootOpt, parse_layout_roots
 
@@ -19,7 +19,10 @@ def build_command(
     max_examples: Annotated[Optional[int], typer.Option(help="build at most N samples per source (smoke builds)")] = None,
     num_proc: Annotated[int, typer.Option(help="worker processes for decoding and hashing")] = 1,
     strict: Annotated[bool, typer.Option(help="stop at the first quarantined file")] = False,
-    max_pixels: Annotated[int, typer.Option(help="refuse images with more pixels than this")] = DEFAULT_MAX_PIXELS,
+    max_bytes: Annotated[int, typer.Option(
+        help="refuse a sample whose file, or whose decoded size (elements x 8 bytes), is larger than this; holds in "
+             "every worker", min=1)] = DEFAULT_MAX_BYTES,
+    max_pixels: Annotated[Optional[int], typer.Option(hidden=True, help="replaced by --max-bytes")] = None,
     hub: Annotated[bool, typer.Option(help="also write OUT/hub/ (subsets, QA, splits, configs, card)")] = True,
     keep_pixels: Annotated[bool, typer.Option(help="keep pixels of non-redistributable sources (local use only)")] = False,
     seed: Annotated[int, typer.Option(help="seed of every random choice (splits, QA)")] = 42,
@@ -35,6 +38,14 @@ def build_command(
     from ..pipeline import SelectionError, build, resolve
     from ..prepare.source import BuildOptions
 
+    from ..pipeline import OutProblem
+    from ..prepare.atomic import OutLocked, disk_problem
+
+    if max_pixels is not None:
+        err.print("--max-pixels was replaced by --max-bytes: a limit in bytes per sample (elements x 8 bytes of "
+                  f"working memory; default {DEFAULT_MAX_BYTES:,}), e.g. --max-bytes {max_pixels * 8}",
+                  markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
     reg = load_registry_or_exit(manifests)
     roots: dict[str, str] = {}
     if layout_root:
@@ -47,7 +58,7 @@ def build_command(
     if engine not in ("local", "ray"):
         err.print(f"unknown engine {engine!r}: choose local or ray")
         raise typer.Exit(2)
-    options = BuildOptions(max_examples=max_examples, num_proc=num_proc, strict=strict, max_pixels=max_pixels,
+    options = BuildOptions(max_examples=max_examples, num_proc=num_proc, strict=strict, max_bytes=max_bytes,
                            engine=engine, ray_address=ray_address)
     from ..storage import is_url
 
@@ -57,19 +68,35 @@ def build_command(
         result = build(reg, names, data_dir, out, options, hub=hub, seed=seed, keep_pixels=keep_pixels,
                        repo_id=repo, on_source=_print_source(out), layout_roots=roots)
     except SelectionError as exc:
-        err.print(str(exc), markup=False, highlight=False)
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    except (OutLocked, OutProblem) as exc:
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print(f"interrupted: sources finished before the interruption are complete under {Path(out) / 'sources'}; "
+                  "the one in progress and the hub folder were left as they were before this run; run the same "
+                  "command again to finish", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+    except OSError as exc:
+        err.print(disk_problem(exc) or f"cannot read or write {exc.filename}: {exc.strerror}", markup=False,
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     if result.hub is not None:
         _print_hub(result.hub, f"{str(out).rstrip('/')}/hub")
     if result.failures:
-        err.print(f"[red]{len(result.failures)} source(s) failed: {', '.join(result.failures)}[/red]", highlight=False)
+        sources = [name for name in result.failures if name != "hub"]
+        parts = [f"{len(sources)} source(s) failed: {', '.join(sources)}"] if sources else []
+        parts += ["the hub folder was not updated"] if "hub" in result.failures else []
+        err.print("; ".join(parts) + f"; {len(result.reports)} source(s) built", markup=False, highlight=False,
+                  soft_wrap=True)
         raise typer.Exit(1)
 
 
 def _print_source(out):
     def show(name: str, report: dict | None, error: str | None) -> None:
         if error is not None:
-            err.print(f"[red]{name}: {error}[/red]", highlight=False)
+            err.print(f"{name}: {error}", markup=False, highlight=False, soft_wrap=True)
             return
         typer.echo(f"{name}: {report['written']} written, {report['quarantined']} quarantined, "
                    f"{report['excluded']} excluded of {report['seen']} seen -> {str(out).rstrip('/')}/sources/{name}")

@@ -65,7 +65,12 @@ def download_command(
     retries: Annotated[int, typer.Option(help="tries per address before the next mirror", min=1)] = 5,
     backoff: Annotated[float, typer.Option(help="seconds to wait after the first failed try; doubles each time",
                                            min=0)] = 2.0,
-    timeout: Annotated[float, typer.Option(help="seconds a connection may stay silent", min=1)] = 60.0,
+    timeout: Annotated[float, typer.Option(help="seconds a connection may stay silent; also the window over which "
+                                           "--min-rate is measured", min=0.1)] = 60.0,
+    min_rate: Annotated[float, typer.Option(help="bytes/s: a slower transfer counts as stalled and is retried "
+                                            "(resuming)", min=0)] = 1024.0,
+    deadline: Annotated[float, typer.Option(help="seconds one file may take, all tries and mirrors together",
+                                            min=1)] = 48 * 3600.0,
     keep_archives: Annotated[bool, typer.Option(help="keep verified archives under DIR/.downloads/ after "
                                                      "extracting them")] = True,
     manifests: ManifestsOpt = None,
@@ -76,7 +81,8 @@ def download_command(
     from ..download.run import download_source
 
     registry, ids = _selection(names, manifests)
-    settings = DownloadSettings(attempts=retries, backoff_s=backoff, timeout_s=timeout)
+    settings = DownloadSettings(attempts=retries, backoff_s=backoff, timeout_s=timeout, min_rate_bytes_s=min_rate,
+                                rate_window_s=timeout, deadline_s=deadline)
 
     def say(text: str) -> None:
         err.print(text, markup=False, highlight=False, soft_wrap=True)

@@ -25,10 +25,11 @@ from ..registry.loader import with_layout_root
 from ..registry.models import AccessKind, Source
 from . import kaggle
 from .drift import find_copies, find_drift
-from .http import VerificationError, verify
+from .http import VerificationError, verified_by, verify
 from .layout import cache_dir, check_expected, marker_matches, source_dir
 
-OK_STATES = {"present", "verified", "present (no checksum in the manifest)", "extracted", "not downloaded",
+UNVERIFIED = "present, UNVERIFIED (the manifest records no sha256 or md5)"
+OK_STATES = {"present", "verified", "verified (publisher's md5)", UNVERIFIED, "extracted", "not downloaded",
              "downloaded, not extracted", "labels known", "columns as listed"}
 
 
@@ -76,22 +77,27 @@ class SourceReport:
 
 
 def _file_item(path: Path, file, shown: str) -> Item:
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return Item("file", shown, "missing")
     try:
         size, digest = verify(path, file)
     except VerificationError as exc:
-        status = "wrong size" if str(exc).startswith("size") else "wrong hash"
-        return Item("file", shown, status, str(exc))
-    if file.sha256 is None and file.md5 is None:
-        return Item("file", shown, "present (no checksum in the manifest)", f"{size:,} bytes, sha256 {digest}")
-    sums = ", ".join(f"{name} {value} matches" for name, value in (("sha256", file.sha256), ("md5", file.md5))
-                     if value)
-    return Item("file", shown, "verified", f"{size:,} bytes, {sums}")
+        text = str(exc)
+        status = ("wrong size" if text.startswith("size") else "not a regular file" if "not a regular file" in text
+                  else "wrong hash")
+        return Item("file", shown, status, text)
+    how = verified_by(file)
+    if how is None:
+        return Item("file", shown, UNVERIFIED, f"{size:,} bytes, sha256 {digest}; record it with "
+                    "`medmat download --register-checksums`")
+    return Item("file", shown, "verified" if how == "sha256" else "verified (publisher's md5)", f"{size:,} bytes")
 
 
 def _archive_item(path: Path, file, shown: str) -> Item:
     part = path.with_name(path.name + ".part")
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        return Item("archive", shown, "not a regular file", "a link, FIFO or device where the archive should be; "
+                    "never opened: remove it and download again")
     marker = marker_matches(path)
     if marker:
         if not path.exists():
@@ -104,7 +110,7 @@ def _archive_item(path: Path, file, shown: str) -> Item:
         if not item.problem:
             item.status = "downloaded, not extracted"
         return item
-    if part.exists():
+    if part.is_file() and not part.is_symlink():
         return Item("archive", shown, "not downloaded", f"partial: {part.stat().st_size:,} bytes in {part.name}; "
                     "run the download again to resume")
     return Item("archive", shown, "not downloaded")

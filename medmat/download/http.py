@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from urllib3.exceptions import HTTPError as Urllib3HTTPError
 
 from .. import __version__
 from ..registry.models import DownloadFile
+from .verify import VerificationError, digests_of, regular_size, sha256_of, verified_by, verify  # noqa: F401
 
 Say = Callable[[str], None]
 
@@ -60,6 +62,10 @@ class DownloadSettings(BaseModel):
     timeout_s: float = Field(default=60.0, gt=0, description="connect and read timeout of one request")
     chunk_bytes: int = Field(default=1 << 20, ge=1024)
     max_redirects: int = Field(default=10, ge=0)
+    deadline_s: float = Field(default=48 * 3600.0, gt=0, description="one file, all tries and mirrors together")
+    min_rate_bytes_s: float = Field(default=1024.0, ge=0, description="slower than this over `rate_window_s` "
+                                    "counts as a stalled transfer (then retried, resuming)")
+    rate_window_s: float = Field(default=60.0, gt=0)
     progress: bool | None = Field(default=None, description="progress bars; None: only on a terminal")
 
 
@@ -82,10 +88,6 @@ class _Transient(Exception):
     def __init__(self, reason: str, retry_after: float | None = None):
         super().__init__(reason)
         self.retry_after = retry_after
-
-
-class VerificationError(Exception):
-    pass
 
 
 @dataclass
@@ -138,34 +140,6 @@ def shown(url: str) -> str:
 # --- verification -----------------------------------------------------------------------------------
 
 
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def verify(path: Path, file: DownloadFile, chunk: int = 1 << 20) -> tuple[int, str]:
-    """Size and sha256 of `path`; raises VerificationError when they (or the publisher's md5, when the manifest
-    records one) differ from what the manifest records."""
-    size = path.stat().st_size
-    if file.size is not None and size != file.size:
-        raise VerificationError(f"size is {size:,} bytes, the manifest says {file.size:,}")
-    sha, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False) if file.md5 else None
-    with open(path, "rb") as fh:  # one pass for both digests
-        while block := fh.read(chunk):
-            sha.update(block)
-            if md5 is not None:
-                md5.update(block)
-    digest = sha.hexdigest()
-    if file.sha256 is not None and digest != file.sha256:
-        raise VerificationError(f"sha256 is {digest}, the manifest says {file.sha256}")
-    if md5 is not None and md5.hexdigest() != file.md5:
-        raise VerificationError(f"md5 is {md5.hexdigest()}, the manifest (the publisher's stated md5) says {file.md5}")
-    return size, digest
-
-
 def looks_like_html(head: bytes) -> bool:
     return bool(_HTML_START.match(head[:1024]))
 
@@ -181,11 +155,34 @@ def _state_path(part: Path) -> Path:
     return part.with_name(part.name + ".json")
 
 
+def url_key(url: str) -> str:
+    """What the resume state records of an address: a digest, so that tokens in a signed URL are never stored."""
+    return "sha256:" + hashlib.sha256(url.encode()).hexdigest()
+
+
 def _read_state(part: Path) -> dict:
     try:
-        return json.loads(_state_path(part).read_text())
+        path = _state_path(part)
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return {}
+        return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+
+
+def _same_address(state: dict, url: str) -> bool:
+    return state.get("url") == url_key(url)
+
+
+def _write_state(part: Path, state: dict) -> None:
+    """The resume state, created 0600 (only its owner reads it), written whole then renamed into place."""
+    path = _state_path(part)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(state, fh)
+    os.replace(tmp, path)
 
 
 def _discard(part: Path) -> None:
@@ -254,8 +251,13 @@ def _html_message(name: str, url: str) -> str:
 def _transfer(session, url: str, file: DownloadFile, part: Path, allowed, settings, say: Say) -> None:
     """One GET of `url` into `part`, resuming from the bytes already there when they came from this address."""
     state = _read_state(part)
+    if part.exists() or part.is_symlink():
+        try:
+            regular_size(part)
+        except VerificationError:
+            part.unlink()
     offset = part.stat().st_size if part.exists() else 0
-    if offset and state.get("url") != url:
+    if offset and not _same_address(state, url):
         _discard(part)  # bytes from another address or an unknown origin: never append to them
         offset = 0
     headers = {"Accept-Encoding": "identity", "User-Agent": f"medmat/{__version__}"}
@@ -286,20 +288,28 @@ def _transfer(session, url: str, file: DownloadFile, part: Path, allowed, settin
         if status == 200 and "text/html" in ctype and not _is_html_name(file.name):
             _discard(part)
             raise _Permanent(_html_message(file.name, url))
+        encoding = resp.headers.get("Content-Encoding", "").strip().lower()
+        decode = encoding not in ("", "identity")
+        validator = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
         if status == 206:
             start, total = _content_range(resp.headers.get("Content-Range"))
             if start != offset:
                 _discard(part)
                 raise _Transient(f"the server resumed at byte {start}, not {offset}; starting again", retry_after=0)
+            if decode or (state.get("validator") and validator and validator != state["validator"]):
+                _discard(part)  # the file changed since the first bytes came (or the rest is encoded): start over
+                raise _Transient("the server's copy changed since the partial download (or it sent an encoded "
+                                 "range); starting again", retry_after=0)
             mode = "ab"
         else:
             if offset:
                 say(f"{file.name}: the server sent the whole file instead of the rest; starting again")
             offset, mode = 0, "wb"
             length = resp.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-        validator = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
-        _state_path(part).write_text(json.dumps({"url": url, "validator": validator, "total": total}))
+            # With a Content-Encoding (asked for identity, got gzip anyway), the length is of the encoded bytes:
+            # the file is the decoded stream, so its length is unknown here.
+            total = int(length) if length and length.isdigit() and not decode else None
+        _write_state(part, {"url": url_key(url), "validator": validator, "total": total, "decoded": decode})
         written = offset
         disable = None if settings.progress is None else not settings.progress
         try:
@@ -307,7 +317,10 @@ def _transfer(session, url: str, file: DownloadFile, part: Path, allowed, settin
                                                unit_divisor=1024, desc=file.name, leave=False,
                                                disable=disable) as bar:
                 first = offset == 0
-                for chunk in resp.raw.stream(settings.chunk_bytes, decode_content=False):
+                window_start = time.monotonic()
+                window_bytes = 0
+                # read1 returns what has arrived (up to a chunk): a trickling server cannot hold one read forever.
+                while chunk := resp.raw.read1(settings.chunk_bytes, decode_content=decode):
                     if first and looks_like_html(chunk) and not _is_html_name(file.name):
                         out.close()
                         _discard(part)
@@ -315,17 +328,41 @@ def _transfer(session, url: str, file: DownloadFile, part: Path, allowed, settin
                     first = False
                     out.write(chunk)
                     written += len(chunk)
+                    window_bytes += len(chunk)
                     bar.update(len(chunk))
+                    now = time.monotonic()
+                    if now > deadline_of(settings):
+                        raise _Permanent(f"over the {settings.deadline_s:.0f} s deadline for this file after "
+                                         f"{written:,} bytes (kept in {part.name}; run again to resume)")
+                    if now - window_start >= settings.rate_window_s:
+                        rate = window_bytes / (now - window_start)
+                        if rate < settings.min_rate_bytes_s:
+                            raise _Transient(f"the transfer stalled at {rate:,.0f} bytes/s (under "
+                                             f"{settings.min_rate_bytes_s:,.0f} bytes/s for "
+                                             f"{now - window_start:.0f} s) after {written:,} bytes")
+                        window_start, window_bytes = now, 0
                 out.flush()
                 os.fsync(out.fileno())
-        except (requests.exceptions.RequestException, Urllib3HTTPError, ConnectionError, TimeoutError) as exc:
+        except (requests.exceptions.RequestException, Urllib3HTTPError, ConnectionError, TimeoutError, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno in (28, 30, 13, 27):  # ENOSPC, EROFS, EACCES, EFBIG
+                raise _Permanent(f"cannot write {part}: {exc.strerror}; free space or fix permissions, then run "
+                                 "again (the bytes received so far are kept)") from None
             raise _Transient(f"the connection dropped after {written:,} bytes ({type(exc).__name__})") from None
         if total is not None and written < total:
             raise _Transient(f"the transfer stopped after {written:,} of {total:,} bytes")
 
 
+_DEADLINE: dict[int, float] = {}
+
+
+def deadline_of(settings: DownloadSettings) -> float:
+    return _DEADLINE.get(id(settings), float("inf"))
+
+
 def _from_address(session, url, file, part, allowed, settings, say) -> None:
     for attempt in range(1, settings.attempts + 1):
+        if time.monotonic() > deadline_of(settings):
+            raise _Permanent(f"over the {settings.deadline_s:.0f} s deadline for this file")
         try:
             _transfer(session, url, file, part, allowed, settings, say)
             return
@@ -351,13 +388,14 @@ def fetch_file(file: DownloadFile, target: Path, allowed: frozenset[str], settin
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
+    _DEADLINE[id(settings)] = time.monotonic() + settings.deadline_s
     own_session = session is None
     session = session or requests.Session()
     failures: list[str] = []
     try:
         for url in [str(file.url), *(str(m) for m in file.mirrors)]:
             for fresh in (False, True):
-                resumed = part.exists() and part.stat().st_size > 0 and _read_state(part).get("url") == url
+                resumed = part.exists() and part.stat().st_size > 0 and _same_address(_read_state(part), url)
                 try:
                     _from_address(session, url, file, part, allowed, settings, say)
                 except _Permanent as exc:
@@ -374,9 +412,9 @@ def fetch_file(file: DownloadFile, target: Path, allowed: frozenset[str], settin
                     break
                 os.replace(part, target)
                 _state_path(part).unlink(missing_ok=True)
-                note = (f"{file.name}: no sha256 in the manifest; this download has sha256 {digest} "
-                        f"({size:,} bytes) - record it with --register-checksums")
-                notes = [] if file.sha256 else [note]
+                note = (f"{file.name}: UNVERIFIED - the manifest records no sha256 or md5; this download has sha256 "
+                        f"{digest} ({size:,} bytes) - record it with --register-checksums")
+                notes = [] if verified_by(file) else [note]
                 return Fetched(file.name, target, size, digest, url, notes)
     finally:
         if own_session:

@@ -132,6 +132,12 @@ def _download_open(source, data_dir, settings, extra_hosts, keep_archives, say, 
         except _NeedsAction as exc:
             result.worse("action needed")
             result.lines.append(str(exc))
+        except OSError as exc:  # the disk or the folder, not the server: one line naming the path and the fix
+            from ..prepare.atomic import disk_problem
+
+            result.worse("failed")
+            result.lines.append(disk_problem(exc) or f"cannot write {exc.filename}: {exc.strerror}; check the "
+                                "folder and run the same command again (partial downloads are resumed)")
 
 
 def _download_kaggle(source, data_dir, settings, keep_archives, say, result) -> None:

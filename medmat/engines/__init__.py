@@ -24,10 +24,11 @@ class EngineOptions:
             raise ValueError(f"unknown engine {self.name!r}; choose one of {', '.join(ENGINES)}")
 
 
-def map_ordered(work: Callable[[list], list], batches: Iterator[list], options: EngineOptions) -> Iterator[list]:
-    """`work(batch)` for every batch, results in input order."""
+def map_ordered(work: Callable[[list], list], batches: Iterator[list], options: EngineOptions,
+                initializer: Callable[[], None] | None = None) -> Iterator[list]:
+    """`work(batch)` for every batch, results in input order. `initializer` runs once in each local worker."""
     if options.name == "ray":
-        from .ray_engine import map_ordered as ray_map
-    else:
-        from .local import map_ordered as ray_map  # noqa: N813 (same signature)
-    return ray_map(work, batches, options)
+        from .ray_engine import map_ordered as engine_map
+        return engine_map(work, batches, options)
+    from .local import map_ordered as engine_map
+    return engine_map(work, batches, options, initializer)

@@ -6,22 +6,22 @@ process pool here and could run unchanged in a distributed engine (a Ray Data `m
 
 from __future__ import annotations
 
-import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
 
-import imagehash
 import numpy as np
 from PIL import Image
 
 from ..sources.base import RawItem, Skipped, item_labels
 from ..readers import Decoded, ReaderOptions, ReadError, read_file
+from ..readers.base import inside, regular_file
 from ..readers.dicom import read_dicom_series
 from ..readers.masks import read_mask
 from ..readers.volume import middle_slice_view, nifti_gz_bytes
 from ..registry.loader import Registry
 from ..registry.models import Source
+from .hashes import perceptual_hash, pixel_sha256
 from .masks import MaskError, decode_rle, extent_boxes
 
 
@@ -45,12 +45,14 @@ class SourceContext:
     subset_labels: tuple[str, ...]
     reader: ReaderOptions = ReaderOptions()
 
+    source_dir: str = ""  # DIR/<source-id>/: no file outside it is ever opened
+
     @property
-    def max_pixels(self) -> int:
-        return self.reader.max_pixels
+    def max_bytes(self) -> int:
+        return self.reader.max_bytes
 
     @classmethod
-    def of(cls, registry: Registry, source: Source, source_dir: Path, max_pixels: int | None = None):
+    def of(cls, registry: Registry, source: Source, source_dir: Path, max_bytes: int | None = None):
         (subset,) = registry.subset_of(source.id)
         task = registry.vocabulary.task(source.task)
         root = source_dir / source.layout.root if source.layout.root else source_dir
@@ -59,13 +61,17 @@ class SourceContext:
                    area=source.area, task=source.task, task_element=task.element, task_type=source.task_type.value,
                    license=source.license, root=str(root), layout_root=source.layout.root, label_map=mapping,
                    excluded=tuple(sorted(source.labels.exclude.items())), subset_labels=tuple(subset.labels),
-                   reader=reader_options(source, max_pixels))
+                   reader=reader_options(source, max_bytes, source_dir), source_dir=str(source_dir))
 
 
-def reader_options(source: Source, max_pixels: int | None = None) -> ReaderOptions:
-    """The source's `layout.reader` options, with a command-line pixel limit taking precedence."""
+def reader_options(source: Source, max_bytes: int | None = None, source_dir: Path | None = None) -> ReaderOptions:
+    """The source's `layout.reader` options, with a command-line byte limit taking precedence and the source
+    folder as the one place readers may open files in."""
     options = ReaderOptions.model_validate(source.layout.reader)
-    return options.model_copy(update={"max_pixels": max_pixels}) if max_pixels else options
+    update = {"confine_to": str(source_dir) if source_dir is not None else None}
+    if max_bytes:
+        update["max_bytes"] = max_bytes
+    return options.model_copy(update=update)
 
 
 def harmonise(source_labels: tuple[str, ...], ctx: SourceContext) -> tuple[list[str], Skipped | None, str]:
@@ -84,31 +90,33 @@ def harmonise(source_labels: tuple[str, ...], ctx: SourceContext) -> tuple[list[
     return sorted(labels, key=lambda x: order.get(x, len(order))), None, ""
 
 
-def pixel_sha256(array: np.ndarray) -> str:
-    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
-    digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
-
-
 def encode_png(pixels: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format="PNG", compress_level=6)
     return buf.getvalue()
 
 
-def perceptual_hash(pixels: np.ndarray) -> str:
-    """imagehash's pHash, after a cheap box reduction of large images (pHash only looks at 32x32 anyway)."""
-    image = Image.fromarray(pixels if pixels.dtype == np.uint8 else (pixels >> 8).astype(np.uint8))
-    factor = min(image.size) // 64
-    if factor > 1:
-        image = image.reduce(factor)
-    return str(imagehash.phash(image))
+def confined(root: Path, rel: str, ctx: SourceContext) -> Path:
+    """`root/rel`, which must be a regular file whose every component stays inside the source folder: a relative
+    path that climbs out, an absolute one, a link (anywhere on the way) or a device is refused before it is opened."""
+    path = root / rel
+    folder = Path(ctx.source_dir or root)
+    if Path(rel).is_absolute() or ".." in Path(rel).parts or not inside(path, folder):
+        raise ReadError(path, "path outside the source folder", rel, "fix the label table or the adapter")
+    probe = path
+    while probe != folder and probe != probe.parent:  # a link on the way in would have resolved outside, or may later
+        if probe.is_symlink():
+            raise ReadError(path, "symbolic link", f"{probe.name} is a link: never followed",
+                            "copy the file into the source folder")
+        probe = probe.parent
+    regular_file(path)
+    return path
 
 
 def _read(item: RawItem, root: Path, ctx: SourceContext) -> Decoded:
     if len(item.paths) > 1:
-        return read_dicom_series([root / p for p in item.paths], ctx.max_pixels)
-    return read_file(root / item.paths[0], ctx.reader)
+        return read_dicom_series([confined(root, p, ctx) for p in item.paths], ctx.max_bytes)
+    return read_file(confined(root, item.paths[0], ctx), ctx.reader)
 
 
 def _mask_from_file(path: Path, shape: tuple[int, int], invert: bool, ctx: SourceContext) -> np.ndarray:
@@ -128,7 +136,7 @@ def _segmentation(item: RawItem, decoded: Decoded, root: Path, ctx: SourceContex
     shape = decoded.pixels.shape[:2]
     layers: list[tuple[str, np.ndarray]] = []
     if item.mask_series:
-        volume = read_dicom_series([root / p for p in item.mask_series], ctx.max_pixels).volume
+        volume = read_dicom_series([confined(root, p, ctx) for p in item.mask_series], ctx.max_bytes).volume
         if decoded.volume is None or volume.shape != decoded.volume.shape:
             raise MaskError("mask series and image series differ in shape")
         binary = volume > 0
@@ -140,7 +148,7 @@ def _segmentation(item: RawItem, decoded: Decoded, root: Path, ctx: SourceContex
         layers.append((item.source_labels[0], np.flipud(binary[:, :, index].T)))
         shape = pixels.shape[:2]
     for label, rel in item.masks:
-        layers.append((label, _mask_from_file(root / rel, shape, item.mask_invert, ctx)))
+        layers.append((label, _mask_from_file(confined(root, rel, ctx), shape, item.mask_invert, ctx)))
     for label, rle in item.rles:
         layers.append((label, decode_rle(rle, shape, item.rle_order)))
     if not layers:
@@ -155,7 +163,19 @@ def _segmentation(item: RawItem, decoded: Decoded, root: Path, ctx: SourceContex
 
 
 def process_item(item: RawItem, ctx: SourceContext) -> dict | Skipped:
-    """One raw item -> a MAT row (QA and split fields empty: those come with the subset build), or a Skipped."""
+    """One raw item -> a MAT row (QA and split fields empty: those come with the subset build), or a Skipped.
+    Whatever goes wrong with one item becomes its quarantine reason: never a traceback that stops the build."""
+    try:
+        return _process_item(item, ctx)
+    except MemoryError:
+        return Skipped(item.key, "quarantined", "decoder error (MemoryError: out of memory decoding this file; "
+                       "lower --num-proc or --max-bytes)")
+    except Exception as exc:  # a decoder's own bug or an input no check foresaw
+        text = _relative_text(str(exc).splitlines()[0] if str(exc) else "", Path(ctx.root), ctx)
+        return Skipped(item.key, "quarantined", f"decoder error ({type(exc).__name__}: {text[:300]})")
+
+
+def _process_item(item: RawItem, ctx: SourceContext) -> dict | Skipped:
     where = item.key
     labels, skipped, _ = harmonise(item_labels(item), ctx)
     if skipped is not None:
@@ -165,8 +185,8 @@ def process_item(item: RawItem, ctx: SourceContext) -> dict | Skipped:
         decoded = _read(item, root, ctx)
         decoded, mask, boxes = _segmentation(item, decoded, root, ctx)
     except ReadError as err:
-        detail = f" ({err.detail})" if err.detail else ""
-        shown = Path(err.path).relative_to(root).as_posix() if Path(err.path).is_relative_to(root) else err.path
+        detail = f" ({_relative_text(err.detail, root, ctx)})" if err.detail else ""
+        shown = _relative_text(err.path, root, ctx)
         prefix = "" if shown == where else f"{shown}: "
         return Skipped(where, "quarantined", f"{prefix}{err.reason}{detail}")
     except MaskError as err:
@@ -212,6 +232,15 @@ def process_item(item: RawItem, ctx: SourceContext) -> dict | Skipped:
         "question_choice": None,
         "answer_choice": None,
     }
+
+
+def _relative_text(text: str, root: Path, ctx: SourceContext) -> str:
+    """`text` with the machine's folders left out: reports are the same wherever the data lives."""
+    text = str(text)
+    for folder in (str(root), ctx.source_dir):
+        if folder:
+            text = text.replace(folder.rstrip("/") + "/", "").replace(folder, ".")
+    return text
 
 
 def process_batch(batch: list[RawItem], ctx: SourceContext) -> list[dict | Skipped]:

@@ -8,15 +8,17 @@ from functools import partial
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from pydantic import ValidationError
 from tqdm.auto import tqdm
 
 from ..engines import EngineOptions, map_ordered
-from ..readers.base import DEFAULT_MAX_PIXELS
+from ..readers.base import DEFAULT_MAX_BYTES, inside
 from ..sources import AdapterError, RawItem, Skipped, adapter_for
 from ..sources.ledger import Ledger
 from ..sources.tables import TableError
 from ..registry.loader import Registry
 from .process import SourceContext, process_batch
+from .atomic import disk_problem, worker_init
 from .writer import BuildError, SourceWriter
 
 BATCH_ITEMS = 16  # items per task sent to a worker
@@ -26,12 +28,16 @@ BATCH_ITEMS = 16  # items per task sent to a worker
 SourceFailure = BuildError
 
 
+class DiskProblem(BuildError):
+    """The output cannot be written (disk full, read-only): every later source would fail alike."""
+
+
 @dataclass(frozen=True)
 class BuildOptions:
     max_examples: int | None = None
     num_proc: int = 1
     strict: bool = False
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_bytes: int = DEFAULT_MAX_BYTES
     progress: bool = True
     engine: str = "local"  # local | ray (medmat.engines)
     ray_address: str | None = None
@@ -44,9 +50,10 @@ def _batches(items: Iterable[RawItem], size: int) -> Iterator[list[RawItem]]:
 
 
 def _results(batches: Iterator[list[RawItem]], ctx: SourceContext, options: BuildOptions) -> Iterator[list]:
-    """Batch results in input order, from the engine the options name (memory bounded by its window)."""
+    """Batch results in input order, from the engine the options name (memory bounded by its window). Local
+    workers ignore SIGINT (the parent handles it) and die with their parent."""
     engine = EngineOptions(options.engine, options.num_proc, options.ray_address)
-    return map_ordered(partial(process_batch, ctx=ctx), batches, engine)
+    return map_ordered(partial(process_batch, ctx=ctx), batches, engine, initializer=worker_init)
 
 
 def build_source(registry: Registry, source_id: str, data_dir: Path, out: Path,
@@ -55,8 +62,15 @@ def build_source(registry: Registry, source_id: str, data_dir: Path, out: Path,
     source = registry.sources[source_id]
     adapter = adapter_for(source)
     source_dir = Path(data_dir) / source_id
-    ctx = SourceContext.of(registry, source, source_dir, options.max_pixels)
-    writer = SourceWriter(Path(out) / "sources", source_id)
+    root = source_dir / source.layout.root if source.layout.root else source_dir
+    if source.layout.root and root.exists() and not inside(root, source_dir):
+        raise SourceFailure(f"layout.root {source.layout.root!r} resolves outside {source_dir} (through a symbolic "
+                            "link); links are never followed: move the files into the source folder")
+    ctx = SourceContext.of(registry, source, source_dir, options.max_bytes)
+    try:
+        writer = SourceWriter(Path(out) / "sources", source_id)
+    except OSError as exc:
+        raise SourceFailure(disk_problem(exc) or f"cannot write {exc.filename}: {exc.strerror}") from None
     ledger = Ledger(source_dir, source.layout.root)
     taken = 0
 
@@ -95,6 +109,25 @@ def build_source(registry: Registry, source_id: str, data_dir: Path, out: Path,
     except (AdapterError, TableError) as exc:
         writer.abort()
         raise SourceFailure(str(exc)) from exc
+    except ValidationError as exc:
+        writer.abort()
+        first = exc.errors()[0] if exc.errors() else {"msg": str(exc), "loc": ()}
+        raise SourceFailure(f"invalid layout parameter {'.'.join(map(str, first['loc']))}: {first['msg']}; run "
+                            "`medmat validate`") from None
+    except OSError as exc:
+        writer.abort()
+        problem = disk_problem(exc)
+        if problem is None:
+            raise SourceFailure(f"cannot read or write {exc.filename or source_dir}: {exc.strerror or exc}") from None
+        raise DiskProblem(problem) from None
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        writer.abort()
+        raise
+    except Exception as exc:  # an adapter meeting input it does not expect: this source fails alone, never a traceback
+        writer.abort()
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise SourceFailure(f"the {source.layout.family.value} adapter stopped ({type(exc).__name__}: {first}); the "
+                            "other sources still build; please report this with the file it names") from None
     except BaseException:
         writer.abort()
         raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from .. import __version__
 from ..shards import ROW_GROUP_ROWS, SHARD_ROWS, ShardWriter
 from ..sources.base import Skipped
+from .atomic import recover, swap_in
 
 
 REPORT_FORMAT_VERSION = 2  # bump when report.json changes shape (docs/release-notes.md)
@@ -25,6 +27,7 @@ class SourceWriter:
     def __init__(self, out: Path, source_id: str, shard_rows: int = SHARD_ROWS):
         self.final = out / source_id
         self.partial = out / f".{source_id}.partial"
+        recover(self.final)
         if self.partial.exists():
             shutil.rmtree(self.partial)
         self.partial.mkdir(parents=True)
@@ -101,14 +104,18 @@ class SourceWriter:
         self._flush()
         self._shards.close(keep_empty=True)  # an empty source still gets one file, so its schema travels with it
         report = self.report(files)
-        (self.partial / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-        if self.final.exists():
-            shutil.rmtree(self.final)
-        self.partial.rename(self.final)
+        with open(self.partial / "report.json", "w") as fh:
+            fh.write(json.dumps(report, indent=2, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        swap_in(self.partial, self.final)  # readers see the old complete folder or the new one, never a mixture
         return report
 
     def abort(self) -> None:
-        self._shards.close()
+        try:
+            self._shards.close()
+        except Exception:  # noqa: BLE001 - the folder goes anyway; the first error is what the user sees
+            pass
         shutil.rmtree(self.partial, ignore_errors=True)
 
 

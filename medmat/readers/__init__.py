@@ -4,7 +4,7 @@ Light on import: the image libraries load only when a reader runs (see `registry
 
 from __future__ import annotations
 
-from .base import DEFAULT_MAX_PIXELS, Decoded, ReadError, View
+from .base import DEFAULT_MAX_BYTES, Decoded, ReadError, View
 from .registry import ReaderOptions, looks_like_dicom, read_file, reader_for, register_reader
 
 _LAZY = {"read_dicom": "dicom", "read_dicom_series": "dicom", "read_raster": "raster", "read_volume": "volume",
@@ -19,5 +19,5 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-__all__ = ["DEFAULT_MAX_PIXELS", "Decoded", "ReadError", "ReaderOptions", "View", "looks_like_dicom", "read_file",
+__all__ = ["DEFAULT_MAX_BYTES", "Decoded", "ReadError", "ReaderOptions", "View", "looks_like_dicom", "read_file",
            "reader_for", "register_reader", *_LAZY]

@@ -6,8 +6,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# Refuse anything larger before decoding: 100k x 100k "images" are decompression bombs, not data.
-DEFAULT_MAX_PIXELS = 400_000_000
+import math
+import os
+import stat
+from pathlib import Path
+
+# One limit per sample, in bytes of working memory, checked from the header before decoding in whichever process
+# decodes the sample (with N workers the peak is at most N times the limit, plus the interpreter). A sample's cost
+# is its element count x max(8, 5 x bytes per stored element): the copies decoding, reorienting, windowing, hashing
+# and encoding make. Measured (docs/guarantees.md): a 512^3 uint8 .nii.gz (cost 1.07 GB) peaks at 674 MiB RSS, a
+# 512^3 float32 one (cost 2.68 GB) at 2.43 GB.
+DEFAULT_MAX_BYTES = 4 * 1024**3
+WORKING_BYTES_PER_ELEMENT = 8
+COPIES_OF_STORED = 5
+# No lossless or JPEG codec here expands data more than deflate's ~1032:1; a header promising more decoded bytes
+# than this many times the file's size describes data that is not there (a bomb or a lying header). Small samples
+# (below MIN_RATIO_BYTES decoded) are never refused by this rule.
+MAX_EXPANSION = 1100
+MIN_RATIO_BYTES = 64 * 1024**2
+MAX_FRAMES = 4096
 
 
 class ReadError(Exception):
@@ -64,21 +81,77 @@ class Decoded:
         return None if self.volume is None else int(self.volume.shape[2])
 
 
-def check_pixel_count(path, *dims: int, limit: int = DEFAULT_MAX_PIXELS) -> None:
-    total = 1
-    for d in dims:
-        total *= max(int(d), 1)
-    if total > limit:
-        shape = " x ".join(str(int(d)) for d in dims)
-        raise ReadError(path, "too many pixels", f"{shape} = {total:,} > limit {limit:,}",
-                        "raise --max-pixels if this size is genuine")
+def check_size(path, *dims: int, limit: int = DEFAULT_MAX_BYTES, file_bytes: int | None = None,
+               max_ratio: int = MAX_EXPANSION, min_ratio_elements: int = MIN_RATIO_BYTES, itemsize: int = 1) -> int:
+    """Refuse, from the header alone, a sample whose working size (elements x max(8, 5 x `itemsize`) bytes) is over
+    `limit`, or whose decoded size could not come out of a file of `file_bytes` bytes. Returns the element count."""
+    shape = " x ".join(str(int(d)) for d in dims)
+    if any(int(d) <= 0 for d in dims):
+        raise ReadError(path, "zero dimension", f"shape {shape}", "the header declares an empty image")
+    total = math.prod(int(d) for d in dims)
+    working = total * max(WORKING_BYTES_PER_ELEMENT, COPIES_OF_STORED * int(itemsize))
+    if working > limit:
+        raise ReadError(path, "too large", f"{shape} = {total:,} elements, {working:,} working bytes > --max-bytes "
+                        f"{limit:,}", "raise --max-bytes if this size is genuine")
+    if file_bytes is not None and total > min_ratio_elements and total > max_ratio * max(file_bytes, 1):
+        raise ReadError(path, "header promises more data than the file holds",
+                        f"{shape} = {total:,} elements from {file_bytes:,} bytes", "re-download the source")
+    return total
+
+
+def check_finite(path, values, what: str = "pixel values") -> None:
+    """NaN or inf in pixel data is quarantined: windowing would turn the image blank or saturated."""
+    if values.dtype.kind in "fc":
+        finite = np.isfinite(values)
+        if not finite.all():
+            bad = int(values.size - np.count_nonzero(finite))
+            raise ReadError(path, f"non-finite {what}", f"{bad:,} NaN/inf of {values.size:,}",
+                            "the file holds NaN or infinite values; fix or exclude it")
+
+
+def finite_number(path, value, what: str, positive: bool = False) -> float:
+    """A header number (slope, window, spacing) that must be finite (and > 0 with `positive`)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ReadError(path, f"invalid {what}", repr(value), "fix the header or exclude the file") from exc
+    if not math.isfinite(number) or (positive and number <= 0):
+        raise ReadError(path, f"invalid {what}", f"{value!r} is not a finite{' positive' if positive else ''} number",
+                        "fix the header or exclude the file")
+    return number
+
+
+def regular_file(path, limit: int | None = None) -> int:
+    """The size of `path`, which must be a regular file (not a link, device or FIFO: those are never opened)."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise ReadError(path, "unreadable file", exc.strerror or str(exc)) from exc
+    if stat.S_ISLNK(st.st_mode):
+        raise ReadError(path, "symbolic link", "never followed", "copy the file into the source folder")
+    if not stat.S_ISREG(st.st_mode):
+        raise ReadError(path, "not a regular file", "device, FIFO or socket: never opened")
+    if st.st_size == 0:
+        raise ReadError(path, "empty file", "0 bytes", "re-download the source")
+    if limit is not None and st.st_size > limit:
+        raise ReadError(path, "too large", f"the file has {st.st_size:,} bytes > --max-bytes {limit:,}",
+                        "raise --max-bytes if this size is genuine")
+    return st.st_size
+
+
+def inside(path, folder) -> bool:
+    """Whether `path` resolves (links followed) to a place inside `folder`."""
+    try:
+        return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
+    except (OSError, ValueError):
+        return False
 
 
 def to_uint8_window(values: np.ndarray, center: float, width: float) -> np.ndarray:
     """Linear display window (DICOM PS3.3 C.11.2.1.2, simplified): [c - w/2, c + w/2] -> [0, 255]."""
     width = max(float(width), 1e-6)
     low = center - width / 2.0
-    scaled = (values.astype(np.float64) - low) / width * 255.0
+    scaled = (np.asarray(values, dtype=np.float64) - low) / width * 255.0
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import struct
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .base import DEFAULT_MAX_PIXELS, Decoded, ReadError, View, check_pixel_count
+from .base import (DEFAULT_MAX_BYTES, MAX_EXPANSION, MAX_FRAMES, Decoded, ReadError, View, check_finite, check_size,
+                   regular_file)
 
 # Pillow's own bomb check would fire at its global limit; ours is per call, so switch Pillow's off and check first.
 Image.MAX_IMAGE_PIXELS = None
@@ -38,6 +41,7 @@ def _normalise(im: Image.Image) -> tuple[np.ndarray, bool]:
         return arr, True
     if mode in ("I", "F"):
         arr = np.asarray(im)
+        check_finite(im.filename or "<image>", arr)
         if mode == "I" and arr.min() >= 0 and arr.max() <= 65535:
             return arr.astype(np.uint16), True
         # Signed or float data: rescale to the full 16-bit range so nothing is clipped.
@@ -49,23 +53,41 @@ def _normalise(im: Image.Image) -> tuple[np.ndarray, bool]:
     return np.asarray(im.convert("RGB")), True
 
 
-def read_raster(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
+def _channels(im: Image.Image) -> int:
+    return max(len(im.getbands()), 1)
+
+
+def _itemsize(im: Image.Image) -> int:
+    return 4 if im.mode in ("I", "F") else 2 if im.mode.startswith("I;16") else 1
+
+
+def read_raster(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> Decoded:
     path = Path(path)
+    size = regular_file(path, max_bytes)  # the size is checked before a byte is read
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except OSError as exc:
         raise ReadError(path, "unreadable file", str(exc)) from exc
-    if not raw:
-        raise ReadError(path, "empty file", "0 bytes", "re-download the source")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(path)
+            im = Image.open(io.BytesIO(raw))
+            im.filename = str(path)
             with im:
-                check_pixel_count(path, im.width, im.height, limit=max_pixels)
                 fmt = im.format or path.suffix.lstrip(".").upper()
+                # JPEG cannot code an 8x8 block in less than a few bits: more than 2000 elements per byte is a
+                # header that lies (libjpeg would fill the missing rows with grey, silently). Other formats: deflate's
+                # limit, times 8 for 1-bit images.
+                ratio = (2000, 1 << 20) if fmt == "JPEG" else (8 * MAX_EXPANSION, 1 << 20)
+                check_size(path, im.width, im.height, _channels(im), limit=max_bytes, file_bytes=size,
+                           max_ratio=ratio[0], min_ratio_elements=ratio[1], itemsize=_itemsize(im))
                 n_frames = getattr(im, "n_frames", 1)
-                check_pixel_count(path, im.width, im.height, n_frames, limit=max_pixels)
+                if n_frames > MAX_FRAMES:
+                    raise ReadError(path, "too many frames", f"{n_frames:,} > {MAX_FRAMES:,}",
+                                    "split the file, or exclude it")
+                check_size(path, im.width, im.height, _channels(im), n_frames, limit=max_bytes, file_bytes=size,
+                           itemsize=_itemsize(im))
                 frames = []
                 for index in range(n_frames):
                     im.seek(index)
@@ -79,7 +101,8 @@ def read_raster(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
     except UnidentifiedImageError as exc:
         raise ReadError(path, "not an image", "Pillow cannot identify the file",
                         "check the file: it may be an HTML error page or another format") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, IndexError, struct.error,
+            MemoryError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ReadError(path, "corrupt image", str(exc), "re-download the source") from exc
 
     pixels, changed = frames[0]
@@ -103,4 +126,4 @@ def read_raster(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
 
 def read_raster_file(path: Path, options) -> Decoded:
     """The registry's entry point (`medmat.readers.registry`): this reader with a source's ReaderOptions."""
-    return read_raster(path, options.max_pixels)
+    return read_raster(path, options.max_bytes)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .base import DEFAULT_MAX_PIXELS, Decoded, ReadError
+from .base import DEFAULT_MAX_BYTES, Decoded, ReadError
 
 
 class ReaderOptions(BaseModel):
@@ -21,9 +21,12 @@ class ReaderOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_pixels: int = Field(default=DEFAULT_MAX_PIXELS, ge=1, description="refuse images with more pixels than this")
+    max_bytes: int = Field(default=DEFAULT_MAX_BYTES, ge=1, description="refuse a sample whose file, or whose "
+                           "decoded size (elements x 8 bytes of working memory), is larger than this")
     volume_slice: int | None = Field(default=None, ge=0, description="the slice a volume's 2D view shows "
                                      "(default: the middle one along the axial axis)")
+    confine_to: str | None = Field(default=None, description="set by the build, not in manifests: the folder every "
+                                   "file a reader opens (a volume header's data file included) must resolve into")
 
 
 Reader = Callable[[Path, ReaderOptions], Decoded]
@@ -72,6 +75,6 @@ def read_file(path: Path, options: ReaderOptions | int | None = None) -> Decoded
     """Decode one file with the reader its name (or its DICOM preamble) calls for."""
     if options is None:
         options = ReaderOptions()
-    elif isinstance(options, int):  # a bare pixel limit, as older callers pass it
-        options = ReaderOptions(max_pixels=options)
+    elif isinstance(options, int):  # a bare byte limit
+        options = ReaderOptions(max_bytes=options)
     return reader_for(path)(Path(path), options)

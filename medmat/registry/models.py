@@ -219,16 +219,18 @@ class DownloadFile(Strict):
     extract: bool = True
 
 
+def relative_inside(v: str) -> str:
+    """A manifest path must stay inside the source folder: relative, no `..`, no drive letter or backslash."""
+    if v.startswith(("/", "\\", "~")) or ".." in re.split(r"[/\\]", v) or re.match(r"^[A-Za-z]:", v) or "\0" in v:
+        raise ValueError(f"{v!r} must be a relative path inside the source folder (no leading /, ~ or ..)")
+    return v
+
+
 class ExpectedFile(Strict):
     path: NonEmptyStr = Field(description="relative to DIR/<source-id>/; a trailing / means a folder")
     description: str = ""
 
-    @field_validator("path")
-    @classmethod
-    def _relative(cls, v: str) -> str:
-        if v.startswith("/") or ".." in v.split("/"):
-            raise ValueError(f"{v!r} must be a relative path inside the source folder (no leading / or ..)")
-        return v
+    _relative = field_validator("path")(classmethod(lambda cls, v: relative_inside(v)))
 
 
 class LabelFile(Strict):
@@ -236,6 +238,8 @@ class LabelFile(Strict):
     format: Literal["csv", "tsv", "xlsx", "json", "txt", "xml", "coco-json", "yolo-txt", "mat", "other"]
     columns: list[str] = []
     description: str = ""
+
+    _relative = field_validator("path")(classmethod(lambda cls, v: relative_inside(v)))
 
 
 class Layout(Strict):
@@ -245,6 +249,8 @@ class Layout(Strict):
     label_files: list[LabelFile] = []
     params: dict[str, Any] = Field(default={}, description="family-specific adapter parameters")
     reader: dict[str, Any] = Field(default={}, description="reader options for this source (medmat.readers.ReaderOptions)")
+
+    _relative = field_validator("root")(classmethod(lambda cls, v: relative_inside(v) if v else v))
 
 
 SubsetLabels = str | list[str]

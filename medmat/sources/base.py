@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 OS_METADATA = ("__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini", ".AppleDouble", ".Spotlight-V100", ".Trashes")
 
@@ -67,6 +67,10 @@ class Skipped:
 Entry = RawItem | Skipped
 
 
+_PATH_FIELDS = {"table", "image_dirs", "image_dir", "mask_dir", "image_subdir", "mask_subdir", "images_dir",
+                "masks_dir", "annotations", "annotation_file"}
+
+
 class AdapterParams(BaseModel):
     """Parameters every family understands. Unknown keys are refused so that typos surface in `validate`."""
 
@@ -80,6 +84,29 @@ class AdapterParams(BaseModel):
     group_from_regex: str | None = Field(
         default=None, description="regex on the relative path whose group `group` is the patient/study id"
     )
+
+    @model_validator(mode="after")
+    def _paths_inside(self) -> "AdapterParams":
+        """Every path a family parameter names (tables, image folders) stays inside the source folder."""
+        def check(value, where: str) -> None:
+            if isinstance(value, str):
+                if value.startswith(("/", "~", "\\")) or ".." in value.replace("\\", "/").split("/"):
+                    raise ValueError(f"layout.params.{where}: {value!r} must be a relative path inside the source "
+                                     "folder (no leading /, ~ or ..)")
+            elif isinstance(value, (list, tuple)):
+                for i, v in enumerate(value):
+                    check(v, f"{where}[{i}]")
+            elif isinstance(value, BaseModel):
+                for key in type(value).model_fields:
+                    if key in _PATH_FIELDS:
+                        check(getattr(value, key), f"{where}.{key}")
+                    elif key == "tables" or isinstance(getattr(value, key), BaseModel):
+                        check(getattr(value, key), f"{where}.{key}")
+        for key in type(self).model_fields:
+            value = getattr(self, key)
+            if key in _PATH_FIELDS or key == "tables" or isinstance(value, BaseModel):
+                check(value, key)
+        return self
 
     def is_image(self, path: str) -> bool:
         lower = path.lower()
@@ -108,9 +135,24 @@ class Walk:
                     mode = path.lstat().st_mode
                 except OSError:
                     continue
-                if stat.S_ISREG(mode):  # never a link (it may point outside) nor a device or FIFO
+                if stat.S_ISREG(mode) and utf8_name(rel):  # never a link (it may point outside) nor a device
                     found.append(rel)
         return cls(root=root, files=sorted(found))
+
+
+def utf8_name(rel: str) -> bool:
+    """Whether a path decoded from the file system is valid UTF-8 (else Python holds it with surrogate escapes, and
+    it can be neither stored in Parquet nor matched against a label table). The ledger quarantines the others."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown_name(rel: str) -> str:
+    """A path fit for reports: undecodable bytes written as \\xNN."""
+    return os.fsencode(rel).decode("utf-8", "backslashreplace")
 
 
 def regex_groups(pattern: str | None, text: str) -> dict[str, str] | None:
@@ -124,6 +166,8 @@ def regex_groups(pattern: str | None, text: str) -> dict[str, str] | None:
 def listed_file(rel: str, images: dict[str, "Skipped | None"], where: str) -> "Skipped | None":
     """For a label row naming `rel` (`where` says which row): why it cannot become an item - its file is missing,
     or the file was itself skipped (not an image, excluded by a rule) - or None when it is a usable image."""
+    if rel.startswith("/") or ".." in rel.split("/"):
+        return Skipped(rel, "quarantined", f"{where} names a path outside the source folder (never opened)")
     if rel not in images:
         return Skipped(rel, "quarantined", f"{where} names a file that is missing")
     return images[rel]

@@ -14,7 +14,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .base import OS_METADATA, RawItem, Skipped
+from .base import OS_METADATA, RawItem, Skipped, shown_name, utf8_name
 
 
 def files_on_disk(source_dir: Path) -> dict[str, str]:
@@ -41,6 +41,8 @@ def rule_for(rel: str, kind: str, layout_root: str) -> str | None:
     parts = rel.split("/")
     if layout_root and not (rel + "/").startswith(layout_root.rstrip("/") + "/"):
         return f"outside layout.root {layout_root!r}"
+    if not utf8_name(rel):
+        return "file name is not valid UTF-8: rename it (e.g. convmv -f latin1 -t utf8)"
     if kind == "link":
         return "symbolic link: never followed (it may point outside the source folder); copy the file in instead"
     if kind == "special":
@@ -71,8 +73,8 @@ class Ledger:
         self.mentioned.add(self._rel(entry.path))
 
     def close(self) -> tuple[list[Skipped], dict]:
-        """(exclusions by the ledger's rules, the `files` block of the report). Exclusion paths are relative to
-        the adapter root when inside it, like every other path of the report."""
+        """(exclusions - and quarantines of undecodable names - by the ledger's rules, the `files` block of the
+        report). Paths are relative to the adapter root when inside it, like every other path of the report."""
         disk = files_on_disk(self.source_dir) if self.source_dir.is_dir() else {}
         excluded: list[Skipped] = []
         unaccounted: list[str] = []
@@ -87,6 +89,7 @@ class Ledger:
             elif rule.startswith("outside layout.root"):
                 outside += 1  # beside the adapter's folder (README, licence, other archives): counted, not built
             else:
-                excluded.append(Skipped(rel.removeprefix(prefix), "excluded", rule))
+                kind_of = "quarantined" if rule.startswith("file name is not valid UTF-8") else "excluded"
+                excluded.append(Skipped(shown_name(rel.removeprefix(prefix)), kind_of, rule))
         return excluded, {"on_disk": len(disk), "accounted": len(disk) - len(unaccounted), "outside_root": outside,
-                          "unaccounted": len(unaccounted), "unaccounted_files": unaccounted[:50]}
+                          "unaccounted": len(unaccounted), "unaccounted_files": [shown_name(u) for u in unaccounted[:50]]}
