@@ -1024,7 +1024,8 @@ def atk_unverified_said_plainly(env: Env) -> list[Finding]:
         lb.routes["/f.bin"] = lambda h: send_bytes(h, data)
         _open_source(env, [{"name": "f.bin", "url": lb.url("/f.bin"), "extract": False}], [{"path": "f.bin"}])
         ran = _download(env)
-    doctor = cli(["doctor", KIDNEY, "--data-dir", env.data, "--manifests", env.manifests, "--json"])
+    # --no-labels: this attack is about checksums; the folder holds no images for doctor's label walk.
+    doctor = cli(["doctor", KIDNEY, "--data-dir", env.data, "--manifests", env.manifests, "--json", "--no-labels"])
     return check_ran(ran, says="UNVERIFIED") + check_ran(doctor, says="UNVERIFIED")
 
 
