@@ -47,7 +47,7 @@ class BuildResult:
 
 
 def build(reg: Registry, names: list[str], data_dir: Path, out: Path, options=None, *, hub: bool = True,
-          seed: int = 42, keep_pixels: bool = False, repo_id: str = "<org>/Med-MAT",
+          seed: int = 42, publishable: bool = False, repo_id: str | None = None,
           on_source: Callable[[str, dict | None, str | None], None] | None = None) -> BuildResult:
     """Build the named sources from `data_dir` into `out`, then (with `hub`) the hub folder of their subsets.
 
@@ -76,7 +76,7 @@ def build(reg: Registry, names: list[str], data_dir: Path, out: Path, options=No
     if hub:
         from .hub import build_hub
 
-        result.hub = build_hub(reg, out, subset_ids, seed=seed, keep_pixels=keep_pixels, repo_id=repo_id)
+        result.hub = build_hub(reg, out, subset_ids, seed=seed, publishable=publishable, repo_id=repo_id)
     return result
 
 
@@ -89,4 +89,4 @@ def example(reg: Registry, out: Path, num_proc: int = 1,
 
     data = Path(out) / "data"
     sources = assemble(data)
-    return build(reg, sources, data, out, BuildOptions(num_proc=num_proc), keep_pixels=True, on_source=on_source)
+    return build(reg, sources, data, out, BuildOptions(num_proc=num_proc), on_source=on_source)

@@ -19,19 +19,26 @@ def build_command(
     strict: Annotated[bool, typer.Option(help="stop at the first quarantined file")] = False,
     max_pixels: Annotated[int, typer.Option(help="refuse images with more pixels than this")] = DEFAULT_MAX_PIXELS,
     hub: Annotated[bool, typer.Option(help="also write OUT/hub/ (subsets, QA, splits, configs, card)")] = True,
-    keep_pixels: Annotated[bool, typer.Option(help="keep pixels of non-redistributable sources (local use only)")] = False,
+    publishable: Annotated[bool, typer.Option(
+        help="write a hub folder `medmat publish` accepts: leave out (and mark per row) the pixels and montage images "
+             "of sources whose licenses forbid republishing them; needs --repo. Default: a local build with every "
+             "pixel you downloaded")] = False,
     seed: Annotated[int, typer.Option(help="seed of every random choice (splits, QA)")] = 42,
-    repo: Annotated[str, typer.Option(help="repo id shown in the card's loading example")] = "<org>/Med-MAT",
+    repo: Annotated[Optional[str], typer.Option(help="repo id <org>/<name> the card and croissant.json name")] = None,
     manifests: ManifestsOpt = None,
 ) -> None:
     """Build sources into the MAT schema (Parquet + report.json each), then the Hub folder of their subsets."""
     from ..pipeline import SelectionError, build
     from ..prepare.source import BuildOptions
 
+    if publishable and not repo:
+        err.print("--publishable needs --repo ORG/NAME: the card's example and croissant.json name the repo",
+                  markup=False, highlight=False)
+        raise typer.Exit(2)
     reg = load_registry_or_exit(manifests)
     options = BuildOptions(max_examples=max_examples, num_proc=num_proc, strict=strict, max_pixels=max_pixels)
     try:
-        result = build(reg, names, data_dir, out, options, hub=hub, seed=seed, keep_pixels=keep_pixels,
+        result = build(reg, names, data_dir, out, options, hub=hub, seed=seed, publishable=publishable,
                        repo_id=repo, on_source=_print_source(out))
     except SelectionError as exc:
         err.print(str(exc), markup=False, highlight=False)
@@ -57,6 +64,11 @@ def _print_source(out: Path):
 
 def _print_hub(contents, folder: Path) -> None:
     typer.echo(f"hub: {len(contents.configs)} configs -> {folder}")
+    if contents.publishable:
+        typer.echo(f"    publishable: pixels left out of {sum(contents.withheld.values())} rows of "
+                   f"{len(contents.withheld)} non-redistributable source(s) (column pixels_withheld)")
+    else:
+        typer.echo("    local build: every downloaded pixel is kept; `medmat publish` needs a --publishable build")
     for config in contents.configs:
         counts = ", ".join(f"{split} {n}" for split, n in config.num_examples.items())
         typer.echo(f"    {config.name}: {counts}")
