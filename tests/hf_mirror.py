@@ -1,19 +1,29 @@
 """A real Hugging Face Hub-protocol server on 127.0.0.1 for tests: `olah` (a self-hosted Hub mirror) serving local
-git repositories offline, so `huggingface_hub` and `datasets` talk to it exactly as they talk to the Hub
-(`HF_ENDPOINT` pointed at it): repo info, tree listings, `resolve` downloads with HTTP ranges, `paths-info`.
+git repositories offline, so `huggingface_hub` and `datasets` talk to it as they talk to the Hub (`HF_ENDPOINT`
+pointed at it): repo info, refs, tree listings, `paths-info`, `resolve` downloads.
+
+olah 0.5.4 answers a `resolve` of a local-mirror file with the whole file and status 200 even when the request
+asks for a byte range; `streaming=True` reads Parquet footers and row groups by range (HfFileSystem), and takes
+the 200 body as the range, which corrupts the footer. `RangeFront`, a small proxy in front of olah, answers such
+requests with 206 and the requested slice (RFC 9110 single ranges) and passes everything else through unchanged.
 
 `HubMirror(tmp)` -> `.add(folder, "org/name")` commits a hub folder (as a git repo, which is what a Hub dataset
-repo is) -> `with mirror:` starts `olah` in its own process and stops it when the block ends.
+repo is) -> `with mirror:` starts `olah` in its own process and the front in a thread, and stops both when the
+block ends. `mirror.url` is the front's address.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 _GIT_ENV = {"GIT_AUTHOR_NAME": "medmat tests", "GIT_AUTHOR_EMAIL": "tests@medmat.invalid",
@@ -27,13 +37,91 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "te", "trailer", "upgrade"}
+
+
+class RangeFront:
+    """Forward every request to `upstream_port`; a GET with a single `Range` that upstream answered with a full
+    200 body gets 206 and the slice instead."""
+
+    def __init__(self, upstream_port: int, port: int):
+        self.upstream_port = upstream_port
+        self.requests: list[tuple[str, str, int]] = []  # (method, path, status sent)
+        front = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                front._forward(self, "GET")
+
+            def do_HEAD(self) -> None:
+                front._forward(self, "HEAD")
+
+            def do_POST(self) -> None:
+                front._forward(self, "POST")
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _forward(self, req: BaseHTTPRequestHandler, method: str) -> None:
+        body = req.rfile.read(int(req.headers.get("Content-Length") or 0)) if method == "POST" else None
+        headers = {k: v for k, v in req.headers.items() if k.lower() not in _HOP | {"host", "range"}}
+        wanted = req.headers.get("Range")
+        conn = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=120)
+        try:
+            if wanted and method == "GET":  # passed on; sliced here only if upstream ignores it (olah 0.5.4 does)
+                headers["Range"] = wanted
+            conn.request(method, req.path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            status, out_headers = resp.status, [(k, v) for k, v in resp.getheaders() if k.lower() not in _HOP]
+        finally:
+            conn.close()
+        match = _RANGE.match(wanted or "")
+        if method == "GET" and status == 200 and match and any(match.groups()):
+            size = len(data)
+            first, last = match.groups()
+            start, end = (size - int(last), size - 1) if not first else (int(first), min(int(last or size - 1), size - 1))
+            start = max(start, 0)
+            if start >= size:
+                status, data, out_headers = 416, b"", [("Content-Range", f"bytes */{size}")]
+            else:
+                status, data = 206, data[start:end + 1]
+                out_headers = [(k, v) for k, v in out_headers if k.lower() != "content-range"] + [
+                    ("Content-Range", f"bytes {start}-{end}/{size}")]
+        self.requests.append((method, req.path, status))
+        req.send_response(status)
+        for key, value in out_headers:
+            req.send_header(key, value)
+        req.send_header("Content-Length", str(len(data)) if method != "HEAD" else
+                        dict((k.lower(), v) for k, v in resp.getheaders()).get("content-length", "0"))
+        req.end_headers()
+        if method != "HEAD":
+            req.wfile.write(data)
+
+
 class HubMirror:
     def __init__(self, root: Path):
         self.root = Path(root)
         self.mirrors = self.root / "mirrors"
+        self.olah_port = _free_port()
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._proc: subprocess.Popen | None = None
+        self.front: RangeFront | None = None
 
     def add(self, folder: Path, repo_id: str) -> None:
         """Commit every file of `folder` to the git repo `datasets/<repo_id>` that olah serves (no copy: the
@@ -48,19 +136,21 @@ class HubMirror:
 
     def __enter__(self) -> HubMirror:
         config = self.root / "olah.toml"
-        config.write_text(f'[basic]\nhost = "127.0.0.1"\nport = {self.port}\nrepos-path = "{self.root / "cache"}"\n'
+        config.write_text(f'[basic]\nhost = "127.0.0.1"\nport = {self.olah_port}\nrepos-path = "{self.root / "cache"}"\n'
                           f'mirror-netloc = "127.0.0.1:{self.port}"\nmirror-lfs-netloc = "127.0.0.1:{self.port}"\n'
                           f'mirrors-path = ["{self.mirrors}"]\n\n[accessibility]\noffline = true\n')
         self._log = open(self.root / "olah.log", "wb")
         self._proc = subprocess.Popen([sys.executable, "-c", "from olah.server import cli; cli()", "--config",
                                        str(config), "--log-path", str(self.root / "logs")],
                                       stdout=self._log, stderr=subprocess.STDOUT, cwd=self.root)
+        self.front = RangeFront(self.olah_port, self.port)
+        self.front.start()
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"olah exited: {(self.root / 'olah.log').read_text()[-2000:]}")
             try:
-                urllib.request.urlopen(self.url + "/", timeout=1)
+                urllib.request.urlopen(f"http://127.0.0.1:{self.olah_port}/", timeout=1)
                 return self
             except OSError as exc:
                 if getattr(exc, "code", None):  # an HTTP error status: the server is up
@@ -70,6 +160,8 @@ class HubMirror:
         raise RuntimeError("olah did not start within 60 s")
 
     def __exit__(self, *exc) -> None:
+        if self.front is not None:
+            self.front.stop()
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:
