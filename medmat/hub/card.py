@@ -4,7 +4,7 @@ and byte sizes, the pixels policy on top, coverage figure, licenses per source, 
 The YAML header follows the Hub's dataset card spec (huggingface_hub's `DatasetCardData` and the datasets
 library's `dataset_info`): license identifiers from the Hub's list, `license_name`/`license_link` when the
 license is `other`, `size_categories` from the total sample count, one config marked `default: true`. The
-`dataset_info` entries carry splits and byte counts but no `features`: the 32 columns are the same in every config
+`dataset_info` entries carry splits and byte counts but no `features`: the columns are the same in every config
 and each Parquet file already holds them (the `huggingface` key of its schema metadata), and repeating them 295
 times made the header half a megabyte, which `load_dataset` parses on every call.
 """
@@ -18,6 +18,7 @@ from datasets.info import DatasetInfo, DatasetInfosDict
 from datasets.splits import SplitDict, SplitInfo
 from huggingface_hub import DatasetCardData
 
+from ..mat.schema import FIELDS
 from ..registry.loader import Registry
 from .assemble import HubContents
 from .figures import coverage_figure, montage
@@ -168,7 +169,7 @@ def write_card(registry: Registry, contents: HubContents, hub: Path, repo_id: st
               f"[arXiv:{ARXIV_ID}](https://arxiv.org/abs/{ARXIV_ID})) turns public medical-imaging datasets into "
               "multiple-choice VQA organised by **MAT triplet** (Modality, Anatomical area, Task). This repository "
               "was built by medmat from the original archives; every row follows one schema "
-              "(32 columns, the same in every config; see the Parquet files' schema or `ds.features`).",
+              f"({len(FIELDS)} columns, the same in every config; see the Parquet files' schema or `ds.features`).",
               "", f"`{default}` is the default config; `load_dataset` needs a config name for the others.", ""]
     lines += loading_example(repo_id, default)
     lines += ["", "Licenses differ per source: see *Sources, licenses and access* below and "
