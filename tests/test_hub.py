@@ -243,3 +243,30 @@ def test_croissant_validates_with_mlcroissant(public_hub):
     assert "cai-etal-2025-exploring" in doc["citeAs"]
     assert sorted(doc["license"]) == sorted({str(REGISTRY.sources[s].license_url or REGISTRY.licenses.licenses[
         REGISTRY.sources[s].license].url) for sub in SUBSETS + ["22"] for s in REGISTRY.subsets[sub].sources})
+
+
+def test_publish_refuses_a_local_build_and_accepts_a_publishable_one_from_the_same_sources(hub, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from medmat.cli import app
+    from medmat.hub.publish import PublishError, check_hub_folder
+
+    out = tmp_path / "out"
+    shutil.copytree(hub.parent / "sources", out / "sources")
+    runner = CliRunner()
+    local = runner.invoke(app, ["build", *SUBSETS, "--out", str(out), "--hub-only"])
+    assert local.exit_code == 0, local.output
+    assert "local build" in local.output
+    with pytest.raises(PublishError, match=r"holds pixels of 6 source\(s\) .*--publishable"):
+        check_hub_folder(out / "hub", "medmat-test/Med-MAT")  # no network: the checks read the folder only
+    assert runner.invoke(app, ["build", *SUBSETS, "--out", str(out), "--hub-only", "--publishable"]).exit_code == 2
+    public = runner.invoke(app, ["build", *SUBSETS, "--out", str(out), "--hub-only", "--publishable",
+                                 "--repo", "medmat-test/Med-MAT"])
+    assert public.exit_code == 0, public.output
+    rows = sum(pq.ParquetFile(p).metadata.num_rows for p in (out / "hub" / "data").glob("subset-*[0-9]/*/*.parquet"))
+    assert f"pixels left out of {rows} rows of 6" in public.output  # none of the six sources may be republished
+    assert "subset-02" in check_hub_folder(out / "hub", "medmat-test/Med-MAT")
+    with pytest.raises(PublishError, match="its example loads 'medmat-test/Med-MAT', not 'someone/else'"):
+        check_hub_folder(out / "hub", "someone/else")

@@ -12,8 +12,9 @@ from .common import ManifestsOpt, err, load_registry_or_exit
 
 def build_command(
     names: Annotated[list[str], typer.Argument(help="source ids, subset numbers (e.g. 02) or 'all'")],
-    data_dir: Annotated[Path, typer.Option("--data-dir", help="folder holding DIR/<source-id>/ for each source")],
-    out: Annotated[Path, typer.Option("--out", help="output folder: OUT/sources/<source-id>/ and OUT/hub/")],
+    data_dir: Annotated[Optional[Path], typer.Option(
+        "--data-dir", help="folder holding DIR/<source-id>/ for each source (not needed with --hub-only)")] = None,
+    out: Annotated[Path, typer.Option("--out", help="output folder: OUT/sources/<source-id>/ and OUT/hub/")] = ...,
     max_examples: Annotated[Optional[int], typer.Option(help="build at most N samples per source (smoke builds)")] = None,
     num_proc: Annotated[int, typer.Option(help="worker processes for decoding and hashing")] = 1,
     strict: Annotated[bool, typer.Option(help="stop at the first quarantined file")] = False,
@@ -25,6 +26,9 @@ def build_command(
              "pixel you downloaded")] = False,
     seed: Annotated[int, typer.Option(help="seed of every random choice (splits, QA)")] = 42,
     repo: Annotated[Optional[str], typer.Option(help="repo id <org>/<name> the card and croissant.json name")] = None,
+    hub_only: Annotated[bool, typer.Option(
+        help="only (re)write OUT/hub/ from the sources already built in OUT/sources/, e.g. a --publishable hub after "
+             "a local build")] = False,
     manifests: ManifestsOpt = None,
 ) -> None:
     """Build sources into the MAT schema (Parquet + report.json each), then the Hub folder of their subsets."""
@@ -35,7 +39,22 @@ def build_command(
         err.print("--publishable needs --repo ORG/NAME: the card's example and croissant.json name the repo",
                   markup=False, highlight=False)
         raise typer.Exit(2)
+    if data_dir is None and not hub_only:
+        err.print("--data-dir is needed to build sources (or pass --hub-only to reassemble OUT/hub from OUT/sources)",
+                  markup=False, highlight=False)
+        raise typer.Exit(2)
     reg = load_registry_or_exit(manifests)
+    if hub_only:
+        from ..hub import build_hub
+        from ..pipeline import resolve
+
+        try:
+            _, subset_ids = resolve(reg, names)
+        except SelectionError as exc:
+            err.print(str(exc), markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        _print_hub(build_hub(reg, out, subset_ids, seed=seed, publishable=publishable, repo_id=repo), Path(out) / "hub")
+        return
     options = BuildOptions(max_examples=max_examples, num_proc=num_proc, strict=strict, max_pixels=max_pixels)
     try:
         result = build(reg, names, data_dir, out, options, hub=hub, seed=seed, publishable=publishable,

@@ -181,8 +181,8 @@ def check_hub_folder(folder: Path, repo_id: str, registry=None) -> list[str]:
                 if not glob.glob(pattern, root_dir=folder, recursive=True):
                     raise PublishError(f"{where} ({name}): data_files pattern {pattern!r} matches no file in "
                                        f"{folder}; loading this config would fail")
-    check_card_repo(folder, repo_id)
     check_pixels(folder, registry)
+    check_card_repo(folder, repo_id)
     return names
 
 
