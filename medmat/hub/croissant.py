@@ -58,15 +58,14 @@ def _id(text: str) -> str:
 
 
 def _field(fid: str, name: str, feature, source: dict, description: str | None = None) -> dict:
-    """A cr:Field (with subFields for structs, isArray for lists) reading `source` through `path`."""
+    """A cr:Field for one feature reading `source`: subFields for structs (each through a jsonPath), isArray for
+    lists, sc:ImageObject for images (their `bytes`)."""
     out = {"@type": "cr:Field", "@id": fid, "name": name}
     if description:
         out["description"] = description
     if isinstance(feature, List):
-        inner = _field(fid, name, feature.feature, source)
-        inner.pop("description", None)
-        return {**inner, **out, "isArray": True, "arrayShape": "-1"} | (
-            {"dataType": inner["dataType"]} if "dataType" in inner else {})
+        inner = _field(fid, name, feature.feature, source)  # the element's type, source or sub-fields
+        return out | {k: v for k, v in inner.items() if k not in out} | {"isArray": True, "arrayShape": "-1"}
     if isinstance(feature, Image):
         return out | {"dataType": "sc:ImageObject", "source": _with_path(source, "bytes")}
     if isinstance(feature, Nifti):
