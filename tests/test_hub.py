@@ -117,10 +117,15 @@ def test_card_states_the_pixels_policy_on_top(hub, public_hub):
         body = (folder / "README.md").read_text().split("\n---\n", 1)[1]
         return body[:body.index("## MAT coverage")]
 
-    withheld = sum(1 for p in (public_hub / "data").glob("subset-*[0-9]/*/*.parquet")
-                   for v in pq.read_table(p, columns=["pixels_withheld"]).column(0).to_pylist() if v)
-    assert withheld and f"{withheld} rows of " in top(public_hub) and "**no pixels**" in top(public_hub)
-    assert "local build" in top(hub) and "`medmat publish` refuses it" in top(hub)
+    def marked(folder):  # counted from the rows themselves: (rows, sources) without pixels
+        rows = [r for p in (folder / "data").glob("subset-*[0-9]/*/*.parquet")
+                for r in pq.read_table(p, columns=["source_id", "image", "pixels_withheld"]).to_pylist()]
+        gone = [r for r in rows if r["image"] is None and r["pixels_withheld"]]
+        return len(gone), len({r["source_id"] for r in gone})
+
+    rows, sources = marked(public_hub)
+    assert rows and f"{rows} rows of {sources} sources" in top(public_hub) and "**no pixels**" in top(public_hub)
+    assert marked(hub) == (0, 0) and "local build" in top(hub) and "`medmat publish` refuses it" in top(hub)
 
 
 def test_card_has_figure_licenses_and_citations(public_hub):

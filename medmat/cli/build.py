@@ -84,10 +84,11 @@ def _print_source(out: Path):
 def _print_hub(contents, folder: Path) -> None:
     typer.echo(f"hub: {len(contents.configs)} configs -> {folder}")
     if contents.publishable:
-        typer.echo(f"    publishable: pixels left out of {sum(contents.withheld.values())} rows of "
-                   f"{len(contents.withheld)} non-redistributable source(s) (column pixels_withheld)")
+        typer.echo(f"    publishable: pixels left out of {sum(contents.restricted.values())} rows of "
+                   f"{len(contents.restricted)} non-redistributable source(s) (column pixels_withheld)")
     else:
-        typer.echo("    local build: every downloaded pixel is kept; `medmat publish` needs a --publishable build")
+        typer.echo(f"    local build: every downloaded pixel is kept, also those of {len(contents.restricted)} "
+                   "non-redistributable source(s); `medmat publish` needs a --publishable build")
     for config in contents.configs:
         counts = ", ".join(f"{split} {n}" for split, n in config.num_examples.items())
         typer.echo(f"    {config.name}: {counts}")

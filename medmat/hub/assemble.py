@@ -47,7 +47,8 @@ class HubContents:
     skipped_cg: dict[str, str] = field(default_factory=dict)  # cg id -> why no config was written
     hashes: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)  # (subset, flavour, split) -> sha256
     publishable: bool = False  # pixels of non-redistributable sources were left out
-    withheld: dict[str, int] = field(default_factory=dict)  # source id -> rows of the full flavour without pixels
+    # source id -> rows (full flavour) of each non-redistributable source: without pixels when `publishable`
+    restricted: dict[str, int] = field(default_factory=dict)
 
 
 def withheld_note(registry: Registry, source_id: str) -> str:
@@ -111,8 +112,8 @@ def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed:
                         row.update(make_qa(sample, qa_settings[row["task_type"]]).as_row())
                         if strip:  # the license forbids republishing pixels: keep QA, metadata and hashes
                             row.update({m: None for m in MEDIA_COLUMNS}, pixels_withheld=note)
-                            if not flavour:
-                                contents.withheld[source_id] = contents.withheld.get(source_id, 0) + 1
+                        if not (flavour or source.redistributable):
+                            contents.restricted[source_id] = contents.restricted.get(source_id, 0) + 1
                         rows_by_split[split].append(row)
                         if not flavour:
                             labels_count[split].update(row["labels"] or ["(no label)"])

@@ -110,9 +110,8 @@ def _cell(text: str) -> str:
 
 def pixels_notice(registry: Registry, contents: HubContents, repo_id: str | None) -> list[str]:
     """The pixels policy of this folder, stated before anything else in the card."""
-    restricted = [s for s in built_sources(registry, contents) if not registry.sources[s].redistributable]
+    restricted, rows = contents.restricted, sum(contents.restricted.values())
     if contents.publishable:
-        rows = sum(contents.withheld.values())
         if not restricted:
             return ["> **Pixels:** every source in this repository allows republishing its images; all pixels are "
                     "included.", ""]
@@ -122,8 +121,8 @@ def pixels_notice(registry: Registry, contents: HubContents, repo_id: str | None
                 "licenses and access* below, and *Rebuilding pixels* gives the commands. QA, labels, boxes, splits "
                 "and `pixel_sha256` are complete for every row.", ""]
     where = f" (for `{repo_id}`)" if repo_id else ""
-    return ["> **Pixels: local build.** This folder holds every pixel that was downloaded, including "
-            f"{len(restricted)} sources whose licenses do not allow republishing them. It is for your own use: "
+    return ["> **Pixels: local build.** This folder holds every pixel that was downloaded, including those of "
+            f"{rows} rows of {len(restricted)} sources whose licenses do not allow republishing them. It is for your own use: "
             f"`medmat publish` refuses it. Build a publishable folder{where} with "
             "`medmat build ... --publishable --repo ORG/NAME`, which leaves those pixels out and marks each row.", ""]
 
