@@ -124,7 +124,8 @@ def pixels_notice(registry: Registry, contents: HubContents, repo_id: str | None
     return ["> **Pixels: local build.** This folder holds every pixel that was downloaded, including those of "
             f"{rows} rows of {len(restricted)} sources whose licenses do not allow republishing them. It is for your own use: "
             f"`medmat publish` refuses it. Build a publishable folder{where} with "
-            "`medmat build ... --publishable --repo ORG/NAME`, which leaves those pixels out and marks each row.", ""]
+            "`medmat build ... --publishable --repo ORG/NAME` (add `--hub-only` to reuse the sources already built), "
+            "which leaves those pixels out and marks each row.", ""]
 
 
 def write_licenses(registry: Registry, sources: list[str], hub: Path) -> Path:

@@ -139,8 +139,8 @@ def check_pixels(folder: Path, registry=None) -> None:
         raise PublishError(
             f"{folder} holds pixels of {len(found)} source(s) whose licenses do not allow republishing them "
             f"({', '.join(sorted(found))}) in {len(files)} file(s), e.g. {files[0]}: this is a local build. Build a "
-            "publishable folder with `medmat build ... --publishable --repo ORG/NAME` (it leaves those pixels and "
-            "montages out and marks each row) and publish that")
+            "publishable folder with `medmat build ... --publishable --repo ORG/NAME` (with `--hub-only` it reuses "
+            "OUT/sources; it leaves those pixels and montages out and marks each row) and publish that")
 
 
 def check_card_repo(folder: Path, repo_id: str) -> None:
