@@ -275,3 +275,19 @@ def test_publish_refuses_a_local_build_and_accepts_a_publishable_one_from_the_sa
     assert "subset-02" in check_hub_folder(out / "hub", "medmat-test/Med-MAT")
     with pytest.raises(PublishError, match="its example loads 'medmat-test/Med-MAT', not 'someone/else'"):
         check_hub_folder(out / "hub", "someone/else")
+
+
+def test_croissant_of_a_local_folder_reads_the_same_rows(hub):
+    """Without a repo, file sets are relative to croissant.json, so mlcroissant itself can read the records."""
+    mlc = pytest.importorskip("mlcroissant")
+    dataset = mlc.Dataset(jsonld=hub / "croissant.json")
+    for config in ("subset-30", "source-shenzhen-cxr"):
+        records = list(dataset.records(record_set=config))
+        entry = next(c for c in _card(hub)["configs"] if c["config_name"] == config)
+        files = [f for part in entry["data_files"]
+                 for p in ([part["path"]] if isinstance(part["path"], str) else part["path"]) for f in hub.glob(p)]
+        rows = [r for f in files for r in pq.read_table(f, columns=["id", "width", "height"]).to_pylist()]
+        assert sorted(r[f"{config}/id"].decode() for r in records) == sorted(r["id"] for r in rows)
+        sizes = {r["id"]: (r["width"], r["height"]) for r in rows}
+        for record in records:
+            assert record[f"{config}/image"].size == sizes[record[f"{config}/id"].decode()]

@@ -1,7 +1,8 @@
 """croissant.json: the hub folder described in MLCommons Croissant 1.1 (JSON-LD), the metadata format the Hugging
 Face Hub generates for its datasets and that the NeurIPS datasets track asks for.
 
-One `cr:FileObject` for the repository (its URL when `repo_id` is known; the folder itself otherwise); per config,
+One `cr:FileObject` for the repository when `repo_id` is known (a local folder has none: its file sets are then
+read relative to croissant.json, so `mlcroissant` can read the records of a local build); per config,
 one `cr:FileSet` (the Parquet files its `data_files` name, each split's files listed in its description), a
 `cr:Split` record set of its split names and a `cr:RecordSet` of its rows whose fields are the MAT columns with
 their descriptions (the `split` column references the split names), as the Hub lays out its own Croissant files. Types map as the Hub
@@ -113,19 +114,20 @@ def croissant(registry: Registry, contents: HubContents, repo_id: str | None = N
     sources = built_sources(registry, contents)
     licenses = sorted({str(registry.sources[s].license_url or registry.licenses.licenses[registry.sources[s].license].url)
                        for s in sources})
-    repo = {"@type": "cr:FileObject", "@id": "repo", "name": "repo",
-            "description": "The Hugging Face git repository." if repo_id else "This folder (a local medmat build).",
-            "contentUrl": f"https://huggingface.co/datasets/{repo_id}/tree/main" if repo_id else ".",
-            "encodingFormat": "git+https" if repo_id else "local_directory",
+    # The Hub's own form: the git repo, its sha256 a pointer to the spec issue on hashing repositories.
+    repo = {"@type": "cr:FileObject", "@id": "repo", "name": "repo", "description": "The Hugging Face git repository.",
+            "contentUrl": f"https://huggingface.co/datasets/{repo_id}/tree/main", "encodingFormat": "git+https",
             "sha256": "https://github.com/mlcommons/croissant/issues/80"}
-    distribution, record_sets = [repo], []
+    # A local folder's file sets have no `containedIn`: Croissant readers then read them relative to this file.
+    distribution, record_sets = ([repo] if repo_id else []), []
     for config in contents.configs:
         fileset = _id(f"parquet-files-for-config-{config.name}")
         patterns = [p for split in config.data_files for p in config.data_files[split]]
         distribution.append({"@type": "cr:FileSet", "@id": fileset, "name": fileset,
                              "description": "Parquet files of config " + config.name + ": " + "; ".join(
                                  f"{split}: {', '.join(files)}" for split, files in config.data_files.items()),
-                             "containedIn": {"@id": "repo"}, "encodingFormat": "application/x-parquet",
+                             **({"containedIn": {"@id": "repo"}} if repo_id else {}),
+                             "encodingFormat": "application/x-parquet",
                              "includes": patterns if len(patterns) > 1 else patterns[0]})
         record_sets += record_sets_of(config.name, list(config.data_files), fileset)
     url = f"https://huggingface.co/datasets/{repo_id}" if repo_id else f"https://arxiv.org/abs/{ARXIV_ID}"
