@@ -136,7 +136,7 @@ def build_cg_hub(hub_parent: Path, experiment: str) -> Path:
     for source in sources:
         materialise(source, hub_parent / "data")
         build_source(reg, source, hub_parent / "data", hub_parent, BuildOptions(progress=False))
-    build_hub(reg, hub_parent, sorted(subsets), keep_pixels=True)
+    build_hub(reg, hub_parent, sorted(subsets))
     return hub_parent / "hub"
 
 

@@ -95,7 +95,7 @@ def child(data: str, out: str) -> None:
 
     registry, _ = load_registry()
     build_source(registry, SOURCE, Path(data), Path(out), BuildOptions(progress=False))
-    build_hub(registry, Path(out), ["02"], keep_pixels=True)
+    build_hub(registry, Path(out), ["02"])
     print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 

@@ -47,7 +47,7 @@ class BuildResult:
 
 
 def build(reg: Registry, names: list[str], data_dir: Path | str, out: Path | str, options=None, *, hub: bool = True,
-          seed: int = 42, keep_pixels: bool = False, repo_id: str = "<org>/Med-MAT",
+          seed: int = 42, publishable: bool = False, repo_id: str | None = None,
           on_source: Callable[[str, dict | None, str | None], None] | None = None,
           layout_roots: dict[str, str] | None = None) -> BuildResult:
     """Build the named sources from `data_dir` into `out`, then (with `hub`) the hub folder of their subsets.
@@ -74,7 +74,7 @@ def build(reg: Registry, names: list[str], data_dir: Path | str, out: Path | str
             raise OutProblem(disk_problem(exc) or f"cannot use --out {out}: {exc.strerror}") from None
         try:
             return _build_locked(reg, names, data_dir, Path(local_out), options, hub=hub, seed=seed,
-                                 keep_pixels=keep_pixels, repo_id=repo_id, on_source=on_source,
+                                 publishable=publishable, repo_id=repo_id, on_source=on_source,
                                  layout_roots=layout_roots or {}, shown_out=str(out) if is_url(out) else None)
         finally:
             lock.__exit__(None, None, None)
@@ -84,7 +84,7 @@ class OutProblem(Exception):
     """The output folder cannot be used (a file, read-only, full): one line naming it and the fix."""
 
 
-def _build_locked(reg, names, data_dir, out: Path, options, *, hub, seed, keep_pixels, repo_id, on_source,
+def _build_locked(reg, names, data_dir, out: Path, options, *, hub, seed, publishable, repo_id, on_source,
                   layout_roots, shown_out) -> BuildResult:
     from .prepare.atomic import disk_problem
     from .prepare.source import BuildOptions, DiskProblem, SourceFailure, build_source
@@ -117,7 +117,7 @@ def _build_locked(reg, names, data_dir, out: Path, options, *, hub, seed, keep_p
         from .hub import build_hub
 
         try:
-            result.hub = build_hub(reg, out, subset_ids, seed=seed, keep_pixels=keep_pixels, repo_id=repo_id)
+            result.hub = build_hub(reg, out, subset_ids, seed=seed, publishable=publishable, repo_id=repo_id)
         except OSError as exc:
             problem = disk_problem(exc) or f"cannot write {exc.filename}: {exc.strerror}"
             result.failures["hub"] = f"{problem}; the previous {shown_out or Path(out) / 'hub'} is left as it was"
@@ -135,4 +135,4 @@ def example(reg: Registry, out: Path, num_proc: int = 1,
 
     data = Path(out) / "data"
     sources = assemble(data)
-    return build(reg, sources, data, out, BuildOptions(num_proc=num_proc), keep_pixels=True, on_source=on_source)
+    return build(reg, sources, data, out, BuildOptions(num_proc=num_proc), on_source=on_source)

@@ -1,74 +1,142 @@
 """The one Parquet shard writer: every table medmat writes (source tables, hub configs) goes through it.
 
-Rows stream in as Arrow tables or lists of rows; files roll over at `rows_per_shard`, row groups hold
-`row_group_rows` rows so memory stays bounded while reading images and volumes back. Media bytes are already
-compressed (JPEG, PNG, gzipped NIfTI): Parquet compression is off for them and zstd for everything else.
+Files and row groups are sized by bytes, not rows, with the targets `datasets` itself uses when it writes Parquet
+(`push_to_hub`, `to_parquet`): at most `datasets.config.MAX_SHARD_SIZE` (500 MB) of uncompressed data per file and
+`datasets.config.MAX_ROW_GROUP_SIZE` (100 MB) per row group. The Hub's dataset viewer refuses row groups above
+286.10 MiB in memory ("Rows from parquet row groups are too big to be read ... (max=286.10 MiB)", its
+TooBigContentError) and recommends 100-300 MB, so one full-size mammogram or CT volume per row group still fits,
+and a row larger than the target gets a row group of its own. The writer options are `datasets`' own
+(`get_parquet_column_options`: no compression and PLAIN encoding for embedded media bytes, which are already JPEG,
+PNG or gzipped NIfTI; snappy and dictionaries for the rest), with its content-defined chunking (so re-uploads of
+a changed file deduplicate on the Hub's Xet storage) and a page index. Memory stays bounded by one row group.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from datasets import Features, config as ds_config
+from datasets.utils.py_utils import convert_file_size_to_int
 
 from .mat.schema import MAT_FEATURES, MEDIA_COLUMNS
 
-SHARD_ROWS = 2000  # rows per Parquet file
-ROW_GROUP_ROWS = 64  # rows per row group
+SHARD_BYTES = convert_file_size_to_int(ds_config.MAX_SHARD_SIZE)  # uncompressed bytes per Parquet file
+ROW_GROUP_BYTES = convert_file_size_to_int(ds_config.MAX_ROW_GROUP_SIZE)  # uncompressed bytes per row group
+VIEWER_MAX_ROW_GROUP_BYTES = int(286.10 * 2**20)  # the dataset viewer's refusal threshold (TooBigContentError)
+ROW_GROUP_ROWS = 64  # rows a caller buffers before handing them over (a batch, not a row group)
+SHARD_ROWS = None  # no row cap by default: files roll over by bytes
 
 
-def column_compression(schema: pa.Schema) -> dict[str, str]:
-    """zstd for every column, none for the bytes of media columns."""
-    plain = {name: "zstd" for name in schema.names if name not in MEDIA_COLUMNS}
-    return plain | {f"{m}.{leaf}": ("none" if leaf == "bytes" else "zstd")
-                    for m in MEDIA_COLUMNS if m in schema.names for leaf in ("bytes", "path")}
+def parquet_options(features: Features, schema: pa.Schema) -> dict:
+    """`pq.ParquetWriter` keyword arguments as `datasets` writes Parquet (per-leaf compression and encoding,
+    content-defined chunking, page index)."""
+    from datasets.arrow_writer import get_parquet_column_options
+
+    return {**get_parquet_column_options(features, schema), "write_page_index": True,
+            "use_content_defined_chunking": ds_config.DEFAULT_CDC_OPTIONS}
+
+
+def row_sizes(table: pa.Table) -> np.ndarray:
+    """Approximate uncompressed bytes of each row: its media bytes exactly, the other columns averaged."""
+    sizes = np.zeros(table.num_rows, dtype=np.int64)
+    media = 0
+    for name in MEDIA_COLUMNS:
+        if name in table.column_names:
+            lengths = pc.binary_length(pc.struct_field(table.column(name), "bytes"))
+            values = np.asarray(lengths.to_numpy(zero_copy_only=False), dtype=float)
+            values = np.nan_to_num(values).astype(np.int64)
+            sizes += values
+            media += int(values.sum())
+    if table.num_rows:
+        sizes += max(0, table.nbytes - media) // table.num_rows
+    return sizes
 
 
 class ShardWriter:
-    """Rows go to `<folder>/<prefix>-NNNNN.parquet`; `files` lists what was written, `rows` how many."""
+    """Rows go to `<folder>/<prefix>-NNNNN.parquet`; `files` lists what was written, `rows` how many, `bytes` the
+    uncompressed bytes (as `datasets` counts a split's `num_bytes`)."""
 
     def __init__(self, folder: Path, prefix: str, schema: pa.Schema = MAT_FEATURES.arrow_schema,
-                 rows_per_shard: int = SHARD_ROWS, row_group_rows: int = ROW_GROUP_ROWS):
+                 shard_bytes: int = SHARD_BYTES, row_group_bytes: int = ROW_GROUP_BYTES,
+                 rows_per_shard: int | None = SHARD_ROWS, row_group_rows: int | None = None,
+                 features: Features | None = None):
         self.folder, self.prefix, self.schema = Path(folder), prefix, schema
+        self.features = features or (MAT_FEATURES if schema.equals(MAT_FEATURES.arrow_schema)
+                                     else Features.from_arrow_schema(schema))
+        self.shard_bytes, self.row_group_bytes = shard_bytes, min(row_group_bytes, VIEWER_MAX_ROW_GROUP_BYTES)
         self.rows_per_shard, self.row_group_rows = rows_per_shard, row_group_rows
-        self.compression = column_compression(schema)
+        self.options = parquet_options(self.features, schema)
         self._writer: pq.ParquetWriter | None = None
-        self._index = self._rows_in_file = 0
-        self.rows = 0
+        self._pending: list[pa.Table] = []
+        self._pending_rows = self._pending_bytes = 0
+        self._index = self._rows_in_file = self._bytes_in_file = 0
+        self.rows = self.bytes = 0
         self.files: list[str] = []
 
     def _open(self) -> pq.ParquetWriter:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{self.prefix}-{self._index:05d}.parquet"
         self.files.append(path.name)
-        return pq.ParquetWriter(path, self.schema, compression=self.compression)
+        writer = pq.ParquetWriter(path, self.schema, **self.options)
+        writer.add_key_value_metadata({"content_defined_chunking": json.dumps(ds_config.DEFAULT_CDC_OPTIONS)})
+        return writer
 
     def write_rows(self, rows: list[dict]) -> None:
         if rows:
             self.write(pa.Table.from_pylist(rows, schema=self.schema))
 
     def write(self, table: pa.Table) -> None:
+        sizes = row_sizes(table)
         start = 0
         while start < table.num_rows:
-            if self._writer is None:
-                self._writer = self._open()
-            take = min(self.rows_per_shard - self._rows_in_file, table.num_rows - start)
-            self._writer.write_table(table.slice(start, take), row_group_size=self.row_group_rows)
-            start += take
-            self._rows_in_file += take
-            self.rows += take
-            if self._rows_in_file >= self.rows_per_shard:
-                self._close_file()
+            group_room = self.row_group_bytes - self._pending_bytes
+            file_room = self.shard_bytes - self._bytes_in_file - self._pending_bytes
+            room = min(group_room, file_room)
+            cumulative = np.cumsum(sizes[start:])
+            take = int(np.searchsorted(cumulative, room, side="right"))
+            take = max(take, 0 if self._pending_rows else 1)  # an oversized row still gets a row group of its own
+            for cap, have in ((self.row_group_rows, self._pending_rows),
+                              (self.rows_per_shard, self._rows_in_file + self._pending_rows)):
+                if cap is not None:
+                    take = min(take, cap - have)
+            if take > 0:
+                self._pending.append(table.slice(start, take))
+                self._pending_rows += take
+                self._pending_bytes += int(cumulative[take - 1])
+                start += take
+            if start < table.num_rows:  # the group (and maybe the file) is full
+                self._flush_group()
+                if (self._bytes_in_file >= self.shard_bytes - int(sizes[start])
+                        or (self.rows_per_shard is not None and self._rows_in_file >= self.rows_per_shard)):
+                    self._close_file()
+
+    def _flush_group(self) -> None:
+        if not self._pending_rows:
+            return
+        if self._writer is None:
+            self._writer = self._open()
+        group = pa.concat_tables(self._pending)
+        self._writer.write_table(group, row_group_size=group.num_rows)
+        self._rows_in_file += group.num_rows
+        self._bytes_in_file += self._pending_bytes
+        self.rows += group.num_rows
+        self.bytes += self._pending_bytes
+        self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
 
     def _close_file(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-            self._index, self._rows_in_file = self._index + 1, 0
+            self._index, self._rows_in_file, self._bytes_in_file = self._index + 1, 0, 0
 
     def close(self, keep_empty: bool = False) -> list[str]:
         """Finish the open file; with `keep_empty`, an empty writer still leaves one file holding the schema."""
+        self._flush_group()
         if self._writer is None and keep_empty and not self.files:
             self._writer = self._open()
         self._close_file()

@@ -22,7 +22,6 @@ import hashlib
 import importlib.util
 import io
 import shutil
-import sys
 import zipfile
 from pathlib import Path
 
@@ -208,7 +207,21 @@ def fixture_ids() -> list[str]:
     return sorted(p.name for p in FIXTURES.iterdir() if (p / "fake.yaml").is_file())
 
 
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes",
+                                     description="Write fake source archives (data dirs) for manual builds.")
+    parser.add_argument("out", type=Path, help="folder to write OUT/<source-id>/ into")
+    parser.add_argument("source_ids", nargs="*", metavar="SOURCE-ID", help="sources to write (default: every fixture)")
+    args = parser.parse_args(argv)
+    known = set(fixture_ids())
+    unknown = [s for s in args.source_ids if s not in known]
+    if unknown:
+        parser.error(f"no fake archive for {', '.join(unknown)} (fixtures are in {FIXTURES})")
+    for sid in args.source_ids or fixture_ids():
+        print(materialise(sid, args.out))
+
+
 if __name__ == "__main__":
-    out = Path(sys.argv[1])
-    for sid in sys.argv[2:] or fixture_ids():
-        print(materialise(sid, out))
+    main()

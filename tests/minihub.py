@@ -71,6 +71,7 @@ def mat_rows(per_source: int = 6) -> list[dict]:
                     "group_id": f"{source_id}-p{i // 2}", "pixel_sha256": hashlib.sha256(image).hexdigest(),
                     "phash": f"{n:016x}", "width": 8, "height": 8, "depth": None, "spacing": [0.5, 0.5],
                     "original_path": path, "license": "cc-by-4.0", **_qa(n, labels, vocab, multi),
+                    "pixels_withheld": None,
                 })
     return rows
 

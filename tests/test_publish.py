@@ -20,7 +20,7 @@ from medmat.cli import app
 from medmat.hub.publish import PublishError, check_hub_folder, publish, redact
 
 from .hub_standin import HubStandIn
-from .minihub import mat_rows, write_hub_folder
+from .minihub import mat_rows, write_hub_folder, write_parquet
 
 TOKEN = "hf_medmatTestToken0123456789abcdefXYZ"
 REPO = "medmat-test/Med-MAT"
@@ -254,3 +254,70 @@ def test_folder_paths_with_glob_characters(tmp_path):
     folder = write_hub_folder(tmp_path / "out[1]" / "hub")  # '[' must not be read as a glob pattern
     assert "subset-03" in check_hub_folder(folder, REPO)
     assert export_upstream([folder], tmp_path / "json", config="subset-03")["Subset--03-train.json"] == 8
+
+
+# -- the pixels policy: only a publishable build goes up ---------------------------------------------------------
+
+RESTRICTED = "shenzhen-cxr"  # manifests: license unknown, redistributable: false
+
+
+def _copy(src: Path, dest: Path) -> Path:
+    for rel, content in _local_files(src).items():
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dest / rel).write_bytes(content)
+    return dest
+
+
+def _add_restricted_shard(folder: Path, with_pixels: bool) -> None:
+    rows = [r | {"source_id": RESTRICTED, "id": f"{RESTRICTED}/{r['id']}", "license": "unknown"}
+            for r in mat_rows() if r["subset"] == "03" and r["split"] == "train"][:2]
+    if not with_pixels:
+        rows = [r | {"image": None, "pixels_withheld": "license unknown ..."} for r in rows]
+    write_parquet(rows, folder / "data" / "subset-03" / "train" / f"{RESTRICTED}-00000.parquet")
+
+
+def test_a_folder_with_restricted_pixels_is_refused_before_any_request(hub, hub_folder, token_env, tmp_path):
+    folder = _copy(hub_folder, tmp_path / "hub")
+    _add_restricted_shard(folder, with_pixels=True)
+    with pytest.raises(PublishError, match=rf"pixels of 1 source\(s\) .*\({RESTRICTED}\).*--publishable"):
+        publish(folder, REPO, endpoint=hub.url)
+    assert hub.requests == []
+    result = CliRunner().invoke(app, ["publish", str(folder), "--repo", REPO])
+    assert result.exit_code == 1 and "--publishable" in result.output
+
+    _add_restricted_shard(folder, with_pixels=False)  # the same rows as a publishable build writes them
+    assert "subset-03" in check_hub_folder(folder, REPO)
+
+
+def test_a_montage_of_restricted_pixels_is_refused(hub, hub_folder, token_env, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from medmat.hub.figures import SOURCES_KEY
+
+    folder = _copy(hub_folder, tmp_path / "hub")
+    (folder / "assets").mkdir()
+    fig = plt.figure(figsize=(1, 1))
+    fig.savefig(folder / "assets" / "montage-subset-03.png", format="png", metadata={SOURCES_KEY: RESTRICTED})
+    plt.close(fig)
+    with pytest.raises(PublishError, match="assets/montage-subset-03.png"):
+        publish(folder, REPO, endpoint=hub.url)
+    assert hub.requests == []
+
+
+def test_a_card_naming_another_repo_is_refused(hub, hub_folder, token_env, tmp_path):
+    folder = _copy(hub_folder, tmp_path / "hub")
+    readme = folder / "README.md"
+    readme.write_text(readme.read_text() + '\n```python\nload_dataset("path/to/OUT/hub", "subset-03")\n```\n')
+    with pytest.raises(PublishError, match="rebuild the folder with `--publishable --repo medmat-test/Med-MAT`"):
+        publish(folder, REPO, endpoint=hub.url)
+    assert hub.requests == []
+
+
+def test_a_network_failure_names_the_step(hub_folder, token_env):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(PublishError, match=rf"{REPO}: failed while creating the repo {REPO} at http://127.0.0.1:{port}"):
+        publish(hub_folder, REPO, endpoint=f"http://127.0.0.1:{port}")

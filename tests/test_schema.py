@@ -53,7 +53,8 @@ def test_rows_round_trip_through_parquet(tmp_path):
     common = dict(source_row=2, subset="02", modality="CT", area="kidney", task="kidney-diseases",
                   task_element="Diseases", split="train", original_split=None, license="unknown",
                   question="q", answer="Cyst", options=["Cyst", "Stone"], question_choice="q\nA: Cyst\nB: Stone",
-                  answer_choice="A", pixel_sha256="0" * 64, phash="0" * 16, original_path="a.png", group_id="p1")
+                  answer_choice="A", pixel_sha256="0" * 64, phash="0" * 16, original_path="a.png", group_id="p1",
+                  pixels_withheld=None)
     rows = [
         dict(common, id="s/2d", source_id="s", task_type="single-label", image={"bytes": _png_bytes(image16), "path": None},
              volume=None, view=None, labels=["Cyst"], source_labels=["Cyst"], boxes=[], mask=None, width=9, height=8,

@@ -13,9 +13,10 @@ from .download import LayoutRootOpt, parse_layout_roots
 
 def build_command(
     names: Annotated[list[str], typer.Argument(help="source ids, subset numbers (e.g. 02) or 'all'")],
-    data_dir: Annotated[str, typer.Option("--data-dir", help="folder (or s3://... URL) holding DIR/<source-id>/ for "
-                                          "each source")],
-    out: Annotated[str, typer.Option("--out", help="output folder (or URL): OUT/sources/<source-id>/ and OUT/hub/")],
+    data_dir: Annotated[Optional[str], typer.Option(
+        "--data-dir", help="folder (or s3://... URL) holding DIR/<source-id>/ for each source (not needed with "
+                           "--hub-only)")] = None,
+    out: Annotated[str, typer.Option("--out", help="output folder (or URL): OUT/sources/<source-id>/ and OUT/hub/")] = ...,
     max_examples: Annotated[Optional[int], typer.Option(help="build at most N samples per source (smoke builds)")] = None,
     num_proc: Annotated[int, typer.Option(help="worker processes for decoding and hashing")] = 1,
     strict: Annotated[bool, typer.Option(help="stop at the first quarantined file")] = False,
@@ -24,9 +25,15 @@ def build_command(
              "every worker", min=1)] = DEFAULT_MAX_BYTES,
     max_pixels: Annotated[Optional[int], typer.Option(hidden=True, help="replaced by --max-bytes")] = None,
     hub: Annotated[bool, typer.Option(help="also write OUT/hub/ (subsets, QA, splits, configs, card)")] = True,
-    keep_pixels: Annotated[bool, typer.Option(help="keep pixels of non-redistributable sources (local use only)")] = False,
+    publishable: Annotated[bool, typer.Option(
+        help="write a hub folder `medmat publish` accepts: leave out (and mark per row) the pixels and montage images "
+             "of sources whose licenses forbid republishing them; needs --repo. Default: a local build with every "
+             "pixel you downloaded")] = False,
     seed: Annotated[int, typer.Option(help="seed of every random choice (splits, QA)")] = 42,
-    repo: Annotated[str, typer.Option(help="repo id shown in the card's loading example")] = "<org>/Med-MAT",
+    repo: Annotated[Optional[str], typer.Option(help="repo id <org>/<name> the card and croissant.json name")] = None,
+    hub_only: Annotated[bool, typer.Option(
+        help="only (re)write OUT/hub/ from the sources already built in OUT/sources/, e.g. a --publishable hub after "
+             "a local build")] = False,
     engine: Annotated[str, typer.Option(help="where the per-item work runs: local (processes here) or ray "
                                         "(a Ray cluster; `pip install 'medmat[ray]'`)")] = "local",
     ray_address: Annotated[Optional[str], typer.Option(help="Ray cluster to join (host:port or auto); default: "
@@ -46,7 +53,31 @@ def build_command(
                   f"working memory; default {DEFAULT_MAX_BYTES:,}), e.g. --max-bytes {max_pixels * 8}",
                   markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2)
+    if publishable and not repo:
+        err.print("--publishable needs --repo ORG/NAME: the card's example and croissant.json name the repo",
+                  markup=False, highlight=False)
+        raise typer.Exit(2)
+    if data_dir is None and not hub_only:
+        err.print("--data-dir is needed to build sources (or pass --hub-only to reassemble OUT/hub from OUT/sources)",
+                  markup=False, highlight=False)
+        raise typer.Exit(2)
+    if engine not in ("local", "ray"):
+        err.print(f"unknown engine {engine!r}: choose local or ray")
+        raise typer.Exit(2)
+    from ..storage import is_url
+
     reg = load_registry_or_exit(manifests)
+    if hub_only:
+        from ..hub import build_hub
+
+        try:
+            _, subset_ids = resolve(reg, names)
+        except SelectionError as exc:
+            err.print(str(exc), markup=False, highlight=False)
+            raise typer.Exit(2) from None
+        _print_hub(build_hub(reg, Path(out), subset_ids, seed=seed, publishable=publishable, repo_id=repo),
+                   Path(out) / "hub")
+        return
     roots: dict[str, str] = {}
     if layout_root:
         try:
@@ -55,17 +86,12 @@ def build_command(
             err.print(str(exc), markup=False, highlight=False)
             raise typer.Exit(2) from None
         roots = parse_layout_roots(layout_root, list(ids))
-    if engine not in ("local", "ray"):
-        err.print(f"unknown engine {engine!r}: choose local or ray")
-        raise typer.Exit(2)
     options = BuildOptions(max_examples=max_examples, num_proc=num_proc, strict=strict, max_bytes=max_bytes,
                            engine=engine, ray_address=ray_address)
-    from ..storage import is_url
-
     data_dir = data_dir if is_url(data_dir) else Path(data_dir)
     out = out if is_url(out) else Path(out)
     try:
-        result = build(reg, names, data_dir, out, options, hub=hub, seed=seed, keep_pixels=keep_pixels,
+        result = build(reg, names, data_dir, out, options, hub=hub, seed=seed, publishable=publishable,
                        repo_id=repo, on_source=_print_source(out), layout_roots=roots)
     except SelectionError as exc:
         err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
@@ -107,6 +133,12 @@ def _print_source(out):
 
 def _print_hub(contents, folder) -> None:
     typer.echo(f"hub: {len(contents.configs)} configs -> {folder}")
+    if contents.publishable:
+        typer.echo(f"    publishable: pixels left out of {sum(contents.restricted.values())} rows of "
+                   f"{len(contents.restricted)} non-redistributable source(s) (column pixels_withheld)")
+    else:
+        typer.echo(f"    local build: every downloaded pixel is kept, also those of {len(contents.restricted)} "
+                   "non-redistributable source(s); `medmat publish` needs a --publishable build")
     for config in contents.configs:
         counts = ", ".join(f"{split} {n}" for split, n in config.num_examples.items())
         typer.echo(f"    {config.name}: {counts}")

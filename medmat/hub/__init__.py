@@ -1,4 +1,5 @@
-"""The Hub folder: Parquet shards per config, a README.md whose YAML declares every config, and the card."""
+"""The Hub folder: Parquet shards per config, a README.md whose YAML declares every config, the card, the
+per-source LICENSES.md and the Croissant metadata (croissant.json)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ from pathlib import Path
 from ..registry.loader import Registry
 from .assemble import ConfigInfo, HubContents, build_hub_data
 from .card import write_card
+from .croissant import write_croissant
 
 
-def build_hub(registry: Registry, out: Path, subset_ids: list[str], seed: int = 42, keep_pixels: bool = False,
-              repo_id: str = "<org>/Med-MAT") -> HubContents:
+def build_hub(registry: Registry, out: Path, subset_ids: list[str], seed: int = 42, publishable: bool = False,
+              repo_id: str | None = None) -> HubContents:
     """Write OUT/hub/ from the sources already built under OUT/sources/.
 
+    A local build (the default) keeps every pixel; `publishable` leaves out the pixels (and montage images) of
+    sources whose licenses forbid republishing them, which is what `medmat publish` requires.
     The new folder is written beside the old one (OUT/.hub-staging/hub, which sees OUT/sources through a link) and
     swapped in only when complete: an interrupted or failed run leaves the previous OUT/hub exactly as it was."""
     import os
@@ -26,8 +30,9 @@ def build_hub(registry: Registry, out: Path, subset_ids: list[str], seed: int = 
     staging.mkdir(parents=True)
     try:
         (staging / "sources").symlink_to(os.path.relpath(out / "sources", staging), target_is_directory=True)
-        contents = build_hub_data(registry, staging, subset_ids, seed=seed, keep_pixels=keep_pixels)
+        contents = build_hub_data(registry, staging, subset_ids, seed=seed, publishable=publishable)
         write_card(registry, contents, staging / "hub", repo_id=repo_id)
+        write_croissant(registry, contents, staging / "hub", repo_id=repo_id)
         swap_in(staging / "hub", out / "hub")
     finally:
         shutil.rmtree(staging, ignore_errors=True)

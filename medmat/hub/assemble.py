@@ -38,6 +38,8 @@ class ConfigInfo:
     data_files: dict[str, list[str]]  # split -> glob patterns or files, relative to the hub folder
     num_examples: dict[str, int]
     description: str
+    num_bytes: dict[str, int] = field(default_factory=dict)  # split -> uncompressed bytes (datasets' num_bytes)
+    file_bytes: dict[str, int] = field(default_factory=dict)  # split -> bytes of its Parquet files on disk
 
 
 @dataclass
@@ -47,6 +49,17 @@ class HubContents:
     skipped_cg: dict[str, str] = field(default_factory=dict)  # cg id -> why no config was written
     hashes: dict[tuple[str, str, str], set[str]] = field(default_factory=dict)  # (subset, flavour, split) -> sha256
     split_stats: dict[str, dict] = field(default_factory=dict)  # subset id -> medmat.mat.splits.split_statistics
+    publishable: bool = False  # pixels of non-redistributable sources were left out
+    # source id -> rows (full flavour) of each non-redistributable source: without pixels when `publishable`
+    restricted: dict[str, int] = field(default_factory=dict)
+
+
+def withheld_note(registry: Registry, source_id: str) -> str:
+    """What a stripped row says in `pixels_withheld`: the license that forbids republishing, and the rebuild."""
+    source = registry.sources[source_id]
+    lic = registry.licenses.licenses[source.license]
+    return (f"license {source.license} ({lic.name}) does not allow republishing the pixels; rebuild them locally: "
+            f"medmat download {source_id} --data-dir DATA && medmat build {source_id} --data-dir DATA --out OUT")
 
 
 def _source_files(out: Path, source_id: str) -> list[Path]:
@@ -79,7 +92,7 @@ def _qa_settings(registry: Registry, subset: Subset, seed: int) -> dict[str, QAS
                                 source_labels=source_labels) for t in TaskType}
 
 
-def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed: int, keep_pixels: bool,
+def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed: int, publishable: bool,
                  contents: HubContents) -> None:
     built = [s for s in subset.sources if _source_files(out, s)]
     if not built:
@@ -100,10 +113,11 @@ def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed:
     for flavour, chosen in (("", full), ("-paper", paper)):
         name = f"subset-{subset.id}{flavour}"
         root = hub / "data" / name
-        counts = Counter()
+        counts, sizes, disk = Counter(), Counter(), Counter()
         for source_id in built:
             source = registry.sources[source_id]
-            strip = not (source.redistributable or keep_pixels)
+            strip = publishable and not source.redistributable
+            note = withheld_note(registry, source_id) if strip else None
             writers = {split: ShardWriter(root / split, source_id) for split in (TRAIN, TEST)}
             for path in _source_files(out, source_id):
                 for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_BATCH):
@@ -117,7 +131,9 @@ def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed:
                                           row["height"] or 0, source=source_id)
                         row.update(make_qa(sample, qa_settings[row["task_type"]]).as_row())
                         if strip:  # the license forbids republishing pixels: keep QA, metadata and hashes
-                            row.update({m: None for m in MEDIA_COLUMNS})
+                            row.update({m: None for m in MEDIA_COLUMNS}, pixels_withheld=note)
+                        if not (flavour or source.redistributable):
+                            contents.restricted[source_id] = contents.restricted.get(source_id, 0) + 1
                         rows_by_split[split].append(row)
                         if not flavour:
                             labels_count[split].update(row["labels"] or ["(no label)"])
@@ -126,23 +142,29 @@ def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed:
             for split, writer in writers.items():
                 writer.close()
                 counts[split] += writer.rows
+                sizes[split] += writer.bytes
+                on_disk = sum((root / split / f).stat().st_size for f in writer.files)
+                disk[split] += on_disk
                 contents.hashes.setdefault((subset.id, flavour or "full", split), set()).update(
                     sha[i] for i, s in chosen.items() if s == split and i.startswith(source_id + "/"))
                 if not flavour and writer.rows:
                     # Exact file names, not a glob: `<id>-*` would also match a source whose id extends this one.
                     _add_source_split(contents, source_id, split,
-                                      [f"data/{name}/{split}/{f}" for f in writer.files], writer.rows)
+                                      [f"data/{name}/{split}/{f}" for f in writer.files], writer.rows,
+                                      writer.bytes, on_disk)
         data_files = {split: [f"data/{name}/{split}/*.parquet"] for split in (TRAIN, TEST) if counts[split]}
         if data_files:
             how = ("every sample; train/test from the sources' own splits (validation as test where a source has "
                    "no test split) or 9:1, grouped by patient and by exact and near-duplicate pixels" if not flavour
                    else "the paper's flavour: train capped at 3,000 label-balanced samples, test strictly "
                    "label-balanced and as large as balance allows (at most 50 per label)")
-            contents.configs.append(ConfigInfo(name, data_files, {s: counts[s] for s in data_files}, how))
+            contents.configs.append(ConfigInfo(name, data_files, {s: counts[s] for s in data_files}, how,
+                                               {s: sizes[s] for s in data_files}, {s: disk[s] for s in data_files}))
     contents.subsets[subset.id] = {"sources": built, "labels": labels_count}
 
 
-def _add_source_split(contents: HubContents, source_id: str, split: str, files: list[str], count: int) -> None:
+def _add_source_split(contents: HubContents, source_id: str, split: str, files: list[str], count: int,
+                      num_bytes: int = 0, on_disk: int = 0) -> None:
     name = f"source-{source_id}"
     config = next((c for c in contents.configs if c.name == name), None)
     if config is None:
@@ -150,6 +172,8 @@ def _add_source_split(contents: HubContents, source_id: str, split: str, files: 
         contents.configs.append(config)
     config.data_files[split] = files
     config.num_examples[split] = count
+    config.num_bytes[split] = num_bytes
+    config.file_bytes[split] = on_disk
 
 
 def add_cg_configs(registry: Registry, contents: HubContents) -> None:
@@ -186,17 +210,21 @@ def add_cg_configs(registry: Registry, contents: HubContents) -> None:
             {TRAIN: sum(have[n].num_examples.get(TRAIN, 0) for n in train_names),
              TEST: have[target].num_examples[TEST]},
             f"CG {exp.kind.value} ({exp.direction.value}): train on subsets {', '.join(exp.train)}, test on "
-            f"{exp.target}; caps applied at training time"))
+            f"{exp.target}; caps applied at training time",
+            {TRAIN: sum(have[n].num_bytes.get(TRAIN, 0) for n in train_names), TEST: have[target].num_bytes[TEST]},
+            {TRAIN: sum(have[n].file_bytes.get(TRAIN, 0) for n in train_names), TEST: have[target].file_bytes[TEST]}))
 
 
 def build_hub_data(registry: Registry, out: Path, subset_ids: list[str], seed: int = 42,
-                   keep_pixels: bool = False) -> HubContents:
+                   publishable: bool = False) -> HubContents:
+    """Local builds (the default) keep every pixel the user downloaded; `publishable` leaves out the pixels of
+    every source whose license forbids republishing them and says so in each such row (`pixels_withheld`)."""
     hub = out / "hub"
     if (hub / "data").exists():
         shutil.rmtree(hub / "data")
-    contents = HubContents()
+    contents = HubContents(publishable=publishable)
     for sid in sorted(subset_ids):
-        build_subset(registry, registry.subsets[sid], out, hub, seed, keep_pixels, contents)
+        build_subset(registry, registry.subsets[sid], out, hub, seed, publishable, contents)
     add_cg_configs(registry, contents)
     write_split_stats(contents, hub)
     order = {"subset": 0, "source": 1, "cg-": 2}

@@ -17,6 +17,14 @@ from ..registry.loader import Registry  # noqa: E402
 
 # Fixed metadata so the same inputs give the same PNG bytes.
 _PNG_METADATA = {"Software": None}
+SOURCES_KEY = "medmat:sources"  # PNG text chunk of a montage: the source ids whose pixels it shows
+
+
+def montage_sources(path: Path) -> list[str]:
+    """The source ids whose pixels a montage shows (its PNG text chunk); [] for any other image."""
+    with Image.open(path) as image:
+        text = getattr(image, "text", {}) or {}
+    return [s for s in text.get(SOURCES_KEY, "").split(",") if s]
 
 
 def coverage_figure(registry: Registry, built: dict[str, int], path: Path) -> Path:
@@ -52,7 +60,7 @@ def montage(files: list[Path], path: Path, title: str, count: int = 8, tile: int
     extra: list[dict] = []
     seen = 0
     for file in files:
-        for batch in pq.ParquetFile(file).iter_batches(batch_size=64, columns=["image", "answer"]):
+        for batch in pq.ParquetFile(file).iter_batches(batch_size=64, columns=["image", "answer", "source_id"]):
             for row in batch.to_pylist():
                 seen += 1
                 if not (row["image"] and row["image"]["bytes"]):
@@ -78,6 +86,7 @@ def montage(files: list[Path], path: Path, title: str, count: int = 8, tile: int
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", metadata=_PNG_METADATA)
+    shown = sorted({row["source_id"] for row in samples})
+    fig.savefig(path, format="png", metadata=_PNG_METADATA | {SOURCES_KEY: ",".join(shown)})
     plt.close(fig)
     return path

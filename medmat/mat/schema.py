@@ -57,6 +57,8 @@ FIELDS: list[tuple[str, object, str]] = [
     ("options", List(Value("string")), "up to four answer options, the answer among them"),
     ("question_choice", Value("string"), "question + lettered options + the upstream answer instruction"),
     ("answer_choice", Value("string"), "the letter of the correct option"),
+    ("pixels_withheld", Value("string"), "null when `image`/`volume`/`mask` hold the source's pixels; in a publishable "
+     "hub, why they were left out (the source's license) and the commands that rebuild them locally"),
 ]
 
 MAT_FEATURES = Features({name: feature for name, feature, _ in FIELDS})

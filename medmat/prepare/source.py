@@ -90,7 +90,8 @@ def build_source(registry: Registry, source_id: str, data_dir: Path, out: Path,
                 taken += 1
                 yield entry
 
-    bar = tqdm(desc=source_id, unit="img", disable=not options.progress, leave=False)
+    # disable=None: tqdm's own test, no bar when the output is not a terminal (logs, CI, notebooks' streams)
+    bar = tqdm(desc=source_id, unit="img", disable=None if options.progress else True, leave=False)
     try:
         for results in _results(_batches(items(), BATCH_ITEMS), ctx, options):
             for result in results:
