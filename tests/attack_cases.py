@@ -1158,7 +1158,7 @@ def atk_disk_full_in_hub_stage(env: Env) -> list[Finding]:
     from .attack_kit import cli_process
 
     good_kidney(env, per_label=6)
-    args = build_args(env, KIDNEY, hub=True, extra=("--keep-pixels",))
+    args = build_args(env, KIDNEY, hub=True)  # a local build keeps every pixel
     findings = check_ran(cli(args))
     if findings:
         return findings
@@ -1514,7 +1514,7 @@ def atk_same_bytes_whatever_the_environment(env: Env) -> list[Finding]:
         out = env.root / f"out{i}"
         cwd = env.root / f"cwd{i}"
         cwd.mkdir()
-        args = ["build", KIDNEY, "--data-dir", env.data, "--out", out, "--manifests", env.manifests, "--keep-pixels",
+        args = ["build", KIDNEY, "--data-dir", env.data, "--out", out, "--manifests", env.manifests,
                 "--num-proc", procs]
         old = os.getcwd()
         os.chdir(cwd)

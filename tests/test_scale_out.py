@@ -111,3 +111,23 @@ def test_object_storage_data_and_output(data_and_local, monkeypatch):
     finally:
         server.stop()
     assert tree_digest(base / "from-s3") == local
+
+
+@pytest.mark.skipif(not os.environ.get("MEDMAT_FULL_SCALE_OUT"), reason="the full run takes minutes: set "
+                    "MEDMAT_FULL_SCALE_OUT=1 (docs/scaling.md)")
+def test_all_fakes_ray_engine_is_byte_identical_to_local(tmp_path):
+    """Every source's fake archive, built into one hub by each engine: the same bytes."""
+    from tests.fakes import FIXTURES
+
+    sources = sorted(p.name for p in FIXTURES.iterdir() if (p / "fake.yaml").is_file())
+    for source in sources:
+        materialise(source, tmp_path / "data")
+    local = build(REGISTRY, sources, tmp_path / "data", tmp_path / "local", BuildOptions(progress=False))
+    try:
+        on_ray = build(REGISTRY, sources, tmp_path / "data", tmp_path / "ray",
+                       BuildOptions(progress=False, engine="ray", num_proc=2))
+    finally:
+        ray.shutdown()
+    assert local.ok and on_ray.ok, (local.failures, on_ray.failures)
+    assert len(local.reports) == len(sources)
+    assert tree_digest(tmp_path / "ray") == tree_digest(tmp_path / "local")

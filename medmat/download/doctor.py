@@ -90,7 +90,9 @@ def _file_item(path: Path, file, shown: str) -> Item:
     if how is None:
         return Item("file", shown, UNVERIFIED, f"{size:,} bytes, sha256 {digest}; record it with "
                     "`medmat download --register-checksums`")
-    return Item("file", shown, "verified" if how == "sha256" else "verified (publisher's md5)", f"{size:,} bytes")
+    sums = ", ".join(f"{name} {value} matches" for name, value in (("sha256", file.sha256), ("md5", file.md5)) if value)
+    return Item("file", shown, "verified" if how == "sha256" else "verified (publisher's md5)",
+                f"{size:,} bytes, {sums}")
 
 
 def _archive_item(path: Path, file, shown: str) -> Item:
