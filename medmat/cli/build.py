@@ -67,25 +67,18 @@ def build_command(
     from ..storage import is_url
 
     reg = load_registry_or_exit(manifests)
+    try:
+        source_ids, subset_ids = resolve(reg, names)
+    except SelectionError as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(2) from None
     if hub_only:
         from ..hub import build_hub
 
-        try:
-            _, subset_ids = resolve(reg, names)
-        except SelectionError as exc:
-            err.print(str(exc), markup=False, highlight=False)
-            raise typer.Exit(2) from None
         _print_hub(build_hub(reg, Path(out), subset_ids, seed=seed, publishable=publishable, repo_id=repo),
                    Path(out) / "hub")
         return
-    roots: dict[str, str] = {}
-    if layout_root:
-        try:
-            ids, _ = resolve(reg, names)
-        except SelectionError as exc:
-            err.print(str(exc), markup=False, highlight=False)
-            raise typer.Exit(2) from None
-        roots = parse_layout_roots(layout_root, list(ids))
+    roots = parse_layout_roots(layout_root, list(source_ids)) if layout_root else {}
     options = BuildOptions(max_examples=max_examples, num_proc=num_proc, strict=strict, max_bytes=max_bytes,
                            engine=engine, ray_address=ray_address)
     data_dir = data_dir if is_url(data_dir) else Path(data_dir)
