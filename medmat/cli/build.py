@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..readers.base import DEFAULT_MAX_BYTES
+from ..readers.limits import DEFAULT_MAX_BYTES
 from .common import ManifestsOpt, err, load_registry_or_exit
 from .download import LayoutRootOpt, parse_layout_roots
 

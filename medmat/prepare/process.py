@@ -16,9 +16,7 @@ from PIL import Image
 from ..sources.base import RawItem, Skipped, item_labels
 from ..readers import Decoded, ReaderOptions, ReadError, read_file
 from ..readers.base import inside, regular_file
-from ..readers.dicom import read_dicom_series
 from ..readers.masks import read_mask
-from ..readers.volume import middle_slice_view, nifti_gz_bytes
 from ..registry.loader import Registry
 from ..registry.models import Source
 from .hashes import perceptual_hash, pixel_sha256
@@ -74,6 +72,12 @@ def reader_options(source: Source, max_bytes: int | None = None, source_dir: Pat
     return options.model_copy(update=update)
 
 
+def _nifti_gz(volume: np.ndarray, affine: np.ndarray) -> bytes:
+    from ..readers.volume import nifti_gz_bytes  # nibabel only for sources that have volumes
+
+    return nifti_gz_bytes(volume, affine)
+
+
 def harmonise(source_labels: tuple[str, ...], ctx: SourceContext) -> tuple[list[str], Skipped | None, str]:
     """Subset labels of an item, or why it is skipped. A sample with any excluded label is excluded whole:
     dropping only that label would make a multi-label answer wrong."""
@@ -115,6 +119,8 @@ def confined(root: Path, rel: str, ctx: SourceContext) -> Path:
 
 def _read(item: RawItem, root: Path, ctx: SourceContext) -> Decoded:
     if len(item.paths) > 1:
+        from ..readers.dicom import read_dicom_series  # imported on first use: most sources hold no DICOM series
+
         return read_dicom_series([confined(root, p, ctx) for p in item.paths], ctx.max_bytes)
     return read_file(confined(root, item.paths[0], ctx), ctx.reader)
 
@@ -136,6 +142,9 @@ def _segmentation(item: RawItem, decoded: Decoded, root: Path, ctx: SourceContex
     shape = decoded.pixels.shape[:2]
     layers: list[tuple[str, np.ndarray]] = []
     if item.mask_series:
+        from ..readers.dicom import read_dicom_series
+        from ..readers.volume import middle_slice_view
+
         volume = read_dicom_series([confined(root, p, ctx) for p in item.mask_series], ctx.max_bytes).volume
         if decoded.volume is None or volume.shape != decoded.volume.shape:
             raise MaskError("mask series and image series differ in shape")
@@ -207,7 +216,7 @@ def _process_item(item: RawItem, ctx: SourceContext) -> dict | Skipped:
         "task_element": ctx.task_element,
         "task_type": ctx.task_type,
         "image": {"bytes": image_bytes, "path": None},
-        "volume": None if decoded.volume is None else {"bytes": nifti_gz_bytes(decoded.volume, decoded.affine),
+        "volume": None if decoded.volume is None else {"bytes": _nifti_gz(decoded.volume, decoded.affine),
                                                        "path": None},
         "view": None if decoded.view is None else decoded.view.as_row(),
         "labels": labels,

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-import numpy as np
-
 import math
 import os
 import stat
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
+
+from .limits import DEFAULT_MAX_BYTES
 
 # One limit per sample, in bytes of working memory, checked from the header before decoding in whichever process
 # decodes the sample (with N workers the peak is at most N times the limit, plus the interpreter). A sample's cost
 # is its element count x max(8, 5 x bytes per stored element): the copies decoding, reorienting, windowing, hashing
 # and encoding make. Measured (docs/guarantees.md): a 512^3 uint8 .nii.gz (cost 1.07 GB) peaks at 674 MiB RSS, a
 # 512^3 float32 one (cost 2.68 GB) at 2.43 GB.
-DEFAULT_MAX_BYTES = 4 * 1024**3
 WORKING_BYTES_PER_ELEMENT = 8
 COPIES_OF_STORED = 5
 # No lossless or JPEG codec here expands data more than deflate's ~1032:1; a header promising more decoded bytes

@@ -6,10 +6,12 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TableFormat = Literal["csv", "tsv", "txt", "xlsx", "json"]
 
@@ -71,6 +73,8 @@ def _check_file(root: Path, table: str) -> Path:
 
 def read_table(root: Path, spec: TableSpec) -> pd.DataFrame:
     """The table with every cell a string exactly as written (no NaN, no number parsing)."""
+    import pandas as pd  # only sources with label tables pay for pandas
+
     path = _check_file(Path(root), spec.table)
     fmt = spec.table_format or {".tsv": "tsv", ".txt": "txt", ".xlsx": "xlsx", ".xls": "xlsx", ".json": "json"}.get(
         path.suffix.lower(), "csv")
