@@ -8,6 +8,8 @@ import yaml
 
 from medmat.registry import default_manifests_dir
 
+from . import loopback
+
 MANIFESTS = default_manifests_dir()
 TEMPLATE_SOURCE = "ct-kidney-normal-cyst-tumor-stone"
 
@@ -55,3 +57,12 @@ def mini_copy(tmp_path) -> ManifestCopy:
     for path in (MANIFESTS / "subsets").glob("02-*.yaml"):
         shutil.copy(path, root / "subsets")
     return ManifestCopy(root)
+
+
+@pytest.fixture
+def server():
+    """An HTTP server on 127.0.0.1 for download tests (tests/loopback.py), stopped after the test."""
+    lb = loopback.start()
+    yield lb
+    lb.server.shutdown()
+    lb.server.server_close()

@@ -15,7 +15,7 @@ from medmat.cli import app
 from medmat.download.doctor import inspect
 from medmat.validation import validate
 
-from . import fakes, loopback
+from . import fakes
 from .conftest import TEMPLATE_SOURCE
 from .loopback import send_bytes
 
@@ -107,14 +107,6 @@ def test_wrong_size_and_hash_of_listed_files_are_reported(tmp_path, mini_copy):
                               "--manifests", str(mini_copy.root)])
     assert cli.exit_code == 0 and "ready: medmat build" in json.dumps(
         inspect(registry, TEMPLATE_SOURCE, data, labels=False).to_json())
-
-
-@pytest.fixture
-def server():
-    lb = loopback.start()
-    yield lb
-    lb.server.shutdown()
-    lb.server.server_close()
 
 
 def test_readme_path_for_an_open_source_download_doctor_build_load(tmp_path, full_copy, server):

@@ -21,7 +21,6 @@ from medmat.download.run import download_source
 from medmat.validation import validate
 from medmat.registry.models import DownloadFile
 
-from . import loopback
 from .conftest import TEMPLATE_SOURCE
 from .loopback import send_bytes, send_status
 
@@ -29,14 +28,6 @@ FAST = DownloadSettings(attempts=3, backoff_s=0.01, max_backoff_s=0.05, timeout_
                         progress=False)
 DATA = bytes(range(256)) * 400  # 102,400 bytes
 SHA = hashlib.sha256(DATA).hexdigest()
-
-
-@pytest.fixture
-def server():
-    lb = loopback.start()
-    yield lb
-    lb.server.shutdown()
-    lb.server.server_close()
 
 
 @pytest.fixture

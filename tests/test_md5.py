@@ -13,21 +13,12 @@ from medmat.cli import app
 from medmat.download.http import DownloadError, DownloadSettings, allowed_hosts, fetch_file
 from medmat.registry.models import DownloadFile
 
-from . import loopback
 from .conftest import TEMPLATE_SOURCE
 from .loopback import send_bytes
 
 DATA = b"The quick brown fox jumps over the lazy dog"
 MD5 = "9e107d9d372bb6826bd81d3542a419d6"
 FAST = DownloadSettings(attempts=1, backoff_s=0.01, max_backoff_s=0.05, timeout_s=5, progress=False)
-
-
-@pytest.fixture
-def server():
-    lb = loopback.start()
-    yield lb
-    lb.server.shutdown()
-    lb.server.server_close()
 
 
 def _fetch(server, tmp_path, md5: str):

@@ -49,8 +49,6 @@ def map_ordered(work: Callable[[list], list], batches: Iterator[list], options) 
     context.execution_options.preserve_order = True
     context.enable_progress_bars = False
     context.print_on_execution_start = False
-    # Workers import medmat from the same place the driver does (a local checkout or an installed wheel).
-    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     start = 0
     while chunk := list(itertools.islice(batches, BATCHES_PER_WINDOW)):
         rows = [{"index": start + i, "items": pickle.dumps(batch, protocol=5)} for i, batch in enumerate(chunk)]
