@@ -20,25 +20,26 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from datasets import Features, config as ds_config
-from datasets.utils.py_utils import convert_file_size_to_int
+from .mat.parquet_layout import (MEDIA_COLUMNS, content_defined_chunking, mat_arrow_schema, mat_parquet_options,
+                                 row_group_bytes, shard_bytes)
 
-from .mat.schema import MAT_FEATURES, MEDIA_COLUMNS
-
-SHARD_BYTES = convert_file_size_to_int(ds_config.MAX_SHARD_SIZE)  # uncompressed bytes per Parquet file
-ROW_GROUP_BYTES = convert_file_size_to_int(ds_config.MAX_ROW_GROUP_SIZE)  # uncompressed bytes per row group
+SHARD_BYTES = shard_bytes()  # uncompressed bytes per Parquet file
+ROW_GROUP_BYTES = row_group_bytes()  # uncompressed bytes per row group
 VIEWER_MAX_ROW_GROUP_BYTES = int(286.10 * 2**20)  # the dataset viewer's refusal threshold (TooBigContentError)
-ROW_GROUP_ROWS = 64  # rows a caller buffers before handing them over (a batch, not a row group)
 SHARD_ROWS = None  # no row cap by default: files roll over by bytes
 
 
-def parquet_options(features: Features, schema: pa.Schema) -> dict:
+def parquet_options(schema: pa.Schema) -> dict:
     """`pq.ParquetWriter` keyword arguments as `datasets` writes Parquet (per-leaf compression and encoding,
-    content-defined chunking, page index)."""
+    content-defined chunking, page index): frozen for the MAT schema (medmat.mat.parquet_layout), derived by
+    `datasets` for any other."""
+    if schema.equals(mat_arrow_schema()):
+        return mat_parquet_options()
+    from datasets import Features
     from datasets.arrow_writer import get_parquet_column_options
 
-    return {**get_parquet_column_options(features, schema), "write_page_index": True,
-            "use_content_defined_chunking": ds_config.DEFAULT_CDC_OPTIONS}
+    return {**get_parquet_column_options(Features.from_arrow_schema(schema), schema), "write_page_index": True,
+            "use_content_defined_chunking": content_defined_chunking()}
 
 
 def row_sizes(table: pa.Table) -> np.ndarray:
@@ -61,16 +62,14 @@ class ShardWriter:
     """Rows go to `<folder>/<prefix>-NNNNN.parquet`; `files` lists what was written, `rows` how many, `bytes` the
     uncompressed bytes (as `datasets` counts a split's `num_bytes`)."""
 
-    def __init__(self, folder: Path, prefix: str, schema: pa.Schema = MAT_FEATURES.arrow_schema,
+    def __init__(self, folder: Path, prefix: str, schema: pa.Schema | None = None,
                  shard_bytes: int = SHARD_BYTES, row_group_bytes: int = ROW_GROUP_BYTES,
-                 rows_per_shard: int | None = SHARD_ROWS, row_group_rows: int | None = None,
-                 features: Features | None = None):
-        self.folder, self.prefix, self.schema = Path(folder), prefix, schema
-        self.features = features or (MAT_FEATURES if schema.equals(MAT_FEATURES.arrow_schema)
-                                     else Features.from_arrow_schema(schema))
+                 rows_per_shard: int | None = SHARD_ROWS, row_group_rows: int | None = None):
+        self.folder, self.prefix = Path(folder), prefix
+        self.schema = schema if schema is not None else mat_arrow_schema()
         self.shard_bytes, self.row_group_bytes = shard_bytes, min(row_group_bytes, VIEWER_MAX_ROW_GROUP_BYTES)
         self.rows_per_shard, self.row_group_rows = rows_per_shard, row_group_rows
-        self.options = parquet_options(self.features, schema)
+        self.options = parquet_options(self.schema)
         self._writer: pq.ParquetWriter | None = None
         self._pending: list[pa.Table] = []
         self._pending_rows = self._pending_bytes = 0
@@ -83,7 +82,7 @@ class ShardWriter:
         path = self.folder / f"{self.prefix}-{self._index:05d}.parquet"
         self.files.append(path.name)
         writer = pq.ParquetWriter(path, self.schema, **self.options)
-        writer.add_key_value_metadata({"content_defined_chunking": json.dumps(ds_config.DEFAULT_CDC_OPTIONS)})
+        writer.add_key_value_metadata({"content_defined_chunking": json.dumps(content_defined_chunking())})
         return writer
 
     def write_rows(self, rows: list[dict]) -> None:

@@ -35,6 +35,28 @@ def test_committed_schema_docs_are_current():
         assert committed == json.loads(json.dumps(doc)), f"docs/schema/{name} is stale: run `medmat schema`"
 
 
+def test_frozen_parquet_layout_is_what_datasets_derives_now():
+    # The source stage writes Parquet without importing `datasets` (medmat.mat.parquet_layout); the frozen schema,
+    # writer options and byte targets must be exactly what `datasets` derives from MAT_FEATURES today.
+    from medmat.mat.parquet_layout import derive_layout, mat_arrow_schema, _layout
+
+    fresh, frozen = derive_layout(), _layout()
+    problem = "stale medmat/mat/parquet_layout.json: run `python -m medmat.mat.parquet_layout`"
+    assert {k: v for k, v in fresh.items() if k != "datasets_version"} == \
+        {k: v for k, v in frozen.items() if k != "datasets_version"}, problem
+    assert mat_arrow_schema().equals(MAT_FEATURES.arrow_schema, check_metadata=True), problem
+
+
+def test_the_source_stage_imports_no_datasets():
+    import subprocess
+    import sys
+
+    code = ("import sys, medmat.prepare.source, medmat.validation, medmat.cli.build; "
+            "print('datasets' in sys.modules, 'pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"], "the source stage must not import datasets or pandas at startup"
+
+
 def _png_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     PILImage.fromarray(array).save(buf, format="PNG")

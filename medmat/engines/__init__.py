@@ -1,6 +1,6 @@
 """Where the per-item work runs: `local` (this machine's processes) or `ray` (a Ray cluster, through Ray Data).
 
-An engine maps the pure function `process_batch` over batches of raw items and yields the results in input
+An engine maps the pure function `process_batch_table` (medmat.prepare.process) over batches of raw items and yields the results in input
 order, with a bounded number of batches in flight. Because the function is pure and the order is restored before
 anything is written, every engine writes byte-identical output.
 """

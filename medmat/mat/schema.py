@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from datasets import Features, Image, List, Nifti, Value
 
+from .parquet_layout import MEDIA_COLUMNS as _MEDIA_COLUMNS
+
 _BOX = {
     "label": Value("string"),
     "x_min": Value("float32"),
@@ -63,7 +65,7 @@ FIELDS: list[tuple[str, object, str]] = [
 
 MAT_FEATURES = Features({name: feature for name, feature, _ in FIELDS})
 COLUMNS = tuple(name for name, _, _ in FIELDS)
-MEDIA_COLUMNS = ("image", "volume", "mask")  # stored as {"bytes", "path"}, bytes already compressed
+MEDIA_COLUMNS = _MEDIA_COLUMNS  # stored as {"bytes", "path"}, bytes already compressed
 
 
 class RowError(ValueError):

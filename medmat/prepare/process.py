@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 from PIL import Image
 
 from ..sources.base import RawItem, Skipped, item_labels
@@ -19,6 +20,7 @@ from ..readers.base import inside, regular_file
 from ..readers.masks import read_mask
 from ..registry.loader import Registry
 from ..registry.models import Source
+from ..mat.parquet_layout import mat_arrow_schema
 from .hashes import perceptual_hash, pixel_sha256
 from .masks import MaskError, decode_rle, extent_boxes
 
@@ -253,5 +255,30 @@ def _relative_text(text: str, root: Path, ctx: SourceContext) -> str:
 
 
 def process_batch(batch: list[RawItem], ctx: SourceContext) -> list[dict | Skipped]:
-    """The unit of parallel work: a list in, a list out, same order."""
+    """A list in, a list out, same order."""
     return [process_item(item, ctx) for item in batch]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """A batch's rows as one Arrow table in the MAT schema (cheap to send between processes and nodes: its buffers
+    travel as they are) and its skipped items, each with its place in the batch."""
+
+    table: pa.Table
+    skipped: tuple[tuple[int, Skipped], ...]
+
+    @property
+    def size(self) -> int:
+        return self.table.num_rows + len(self.skipped)
+
+
+def process_batch_table(batch: list[RawItem], ctx: SourceContext) -> BatchResult:
+    """The unit of parallel work: `process_batch`, its rows converted to Arrow where they were made (in the
+    worker), so the process that writes only appends tables."""
+    rows, skipped = [], []
+    for index, result in enumerate(process_batch(batch, ctx)):
+        if isinstance(result, Skipped):
+            skipped.append((index, result))
+        else:
+            rows.append(result)
+    return BatchResult(pa.Table.from_pylist(rows, schema=mat_arrow_schema()), tuple(skipped))

@@ -17,7 +17,7 @@ from ..sources import AdapterError, RawItem, Skipped, adapter_for
 from ..sources.ledger import Ledger
 from ..sources.tables import TableError
 from ..registry.loader import Registry
-from .process import SourceContext, process_batch
+from .process import BatchResult, SourceContext, process_batch_table
 from .atomic import disk_problem, worker_init
 from .writer import BuildError, SourceWriter
 
@@ -49,11 +49,11 @@ def _batches(items: Iterable[RawItem], size: int) -> Iterator[list[RawItem]]:
         yield batch
 
 
-def _results(batches: Iterator[list[RawItem]], ctx: SourceContext, options: BuildOptions) -> Iterator[list]:
+def _results(batches: Iterator[list[RawItem]], ctx: SourceContext, options: BuildOptions) -> Iterator[BatchResult]:
     """Batch results in input order, from the engine the options name (memory bounded by its window). Local
     workers ignore SIGINT (the parent handles it) and die with their parent."""
     engine = EngineOptions(options.engine, options.num_proc, options.ray_address)
-    return map_ordered(partial(process_batch, ctx=ctx), batches, engine, initializer=worker_init)
+    return map_ordered(partial(process_batch_table, ctx=ctx), batches, engine, initializer=worker_init)
 
 
 def build_source(registry: Registry, source_id: str, data_dir: Path, out: Path,
@@ -93,16 +93,16 @@ def build_source(registry: Registry, source_id: str, data_dir: Path, out: Path,
     # disable=None: tqdm's own test, no bar when the output is not a terminal (logs, CI, notebooks' streams)
     bar = tqdm(desc=source_id, unit="img", disable=None if options.progress else True, leave=False)
     try:
-        for results in _results(_batches(items(), BATCH_ITEMS), ctx, options):
-            for result in results:
-                if isinstance(result, Skipped):
-                    writer.skip(result)
-                    _check_strict(result, options)
-                else:
-                    problem = writer.add(result)
-                    if problem is not None:
-                        _check_strict(problem, options)
-                bar.update(1)
+        for result in _results(_batches(items(), BATCH_ITEMS), ctx, options):
+            for entry in (e for _, e in result.skipped):
+                writer.skip(entry)
+            problems = writer.add_table(result.table)
+            # --strict names the first quarantined item of the batch, in input order
+            skipped_at = {i for i, _ in result.skipped}
+            rows_at = [i for i in range(result.size) if i not in skipped_at]  # batch place of each table row
+            for _, entry in sorted([*result.skipped, *((rows_at[i], e) for i, e in problems)], key=lambda x: x[0]):
+                _check_strict(entry, options)
+            bar.update(result.size)
         excluded, files = ledger.close()
         for entry in excluded:
             writer.skip(entry)

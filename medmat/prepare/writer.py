@@ -8,8 +8,10 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import pyarrow as pa
+
 from .. import __version__
-from ..shards import ROW_GROUP_ROWS, SHARD_ROWS, ShardWriter
+from ..shards import SHARD_ROWS, ShardWriter
 from ..sources.base import Skipped
 from .atomic import recover, swap_in
 
@@ -33,7 +35,6 @@ class SourceWriter:
         self.partial.mkdir(parents=True)
         self.source_id = source_id
         self._shards = ShardWriter(self.partial, "part", rows_per_shard=shard_rows)
-        self._buffer: list[dict] = []
         self.written = 0
         self.entries_seen = 0  # counted as entries arrive, not derived from the totals it is checked against
         self.skipped: list[Skipped] = []
@@ -47,33 +48,30 @@ class SourceWriter:
         self.skipped.append(entry)
         self.entries_seen += 1
 
-    def add(self, row: dict) -> Skipped | None:
-        """Write a row, or return why it was quarantined (duplicate id or duplicate pixels)."""
-        self.entries_seen += 1
-        if row["id"] in self._ids:
-            return self._quarantine(row, "duplicate id")
-        first = self._hashes.get(row["pixel_sha256"])
-        if first is not None:
-            return self._quarantine(row, f"duplicate pixels of {first}")
-        self._ids.add(row["id"])
-        self._hashes[row["pixel_sha256"]] = row["id"]
-        self.labels.update(row["labels"] or ["(no label)"])
-        self._buffer.append(row)  # already in storage form: media as {"bytes", "path"}, the rest plain values
-        self.written += 1
-        if len(self._buffer) >= ROW_GROUP_ROWS:
-            self._flush()
-        return None
-
-    def _quarantine(self, row: dict, reason: str) -> Skipped:
-        entry = Skipped(row["original_path"], "quarantined", reason)
-        self.skipped.append(entry)  # counted once, by `add`
-        return entry
+    def add_table(self, table: pa.Table) -> list[tuple[int, Skipped]]:
+        """Write a batch's rows (MAT schema, storage form); returns the rows quarantined here, by their index in
+        `table` (duplicate id or duplicate pixels of an earlier row)."""
+        ids, shas, paths = (table.column(c).to_pylist() for c in ("id", "pixel_sha256", "original_path"))
+        keep, problems = [], []
+        for index, (row_id, sha, labels) in enumerate(zip(ids, shas, table.column("labels").to_pylist())):
+            self.entries_seen += 1
+            first = self._hashes.get(sha)
+            if row_id in self._ids or first is not None:
+                reason = "duplicate id" if row_id in self._ids else f"duplicate pixels of {first}"
+                entry = Skipped(paths[index], "quarantined", reason)
+                self.skipped.append(entry)  # counted once, above
+                problems.append((index, entry))
+                continue
+            self._ids.add(row_id)
+            self._hashes[sha] = row_id
+            self.labels.update(labels or ["(no label)"])
+            keep.append(index)
+        self.written += len(keep)
+        if keep:
+            self._shards.write(table if len(keep) == table.num_rows else table.take(keep))
+        return problems
 
     # -- output ------------------------------------------------------------------------------------
-
-    def _flush(self) -> None:
-        self._shards.write_rows(self._buffer)
-        self._buffer = []
 
     def report(self, files: dict | None = None) -> dict:
         """The build's report. `files` is the ledger's independent count of what is on disk; `reconciled` is true
@@ -101,7 +99,6 @@ class SourceWriter:
         }
 
     def finish(self, files: dict | None = None) -> dict:
-        self._flush()
         self._shards.close(keep_empty=True)  # an empty source still gets one file, so its schema travels with it
         report = self.report(files)
         with open(self.partial / "report.json", "w") as fh:
