@@ -1,12 +1,14 @@
 """Built sources -> the Hub folder: subsets with QA and leak-free splits, per-source and CG configs, counts.
 
-Layout (every config is Parquet in the MAT schema; no pixel is stored twice except in the capped paper flavour):
-    data/subset-NN/{train,test}/<source-id>-NNNNN.parquet         config subset-NN (every sample)
-    data/subset-NN-paper/{train,test}/<source-id>-NNNNN.parquet   config subset-NN-paper (the paper's caps)
-    config source-<id>: the subset-NN shards of that source
-    config cg-<id>: the paper-flavour train shards of its training subsets + the target's paper test shards
+Layout (every config is Parquet in the MAT schema; no pixel is stored twice):
+    data/subset-NN/{train,test}/<source-id>-NNNNN.parquet         rows only in config subset-NN (every sample)
+    data/subset-NN/{train,test}/<source-id>-paper-NNNNN.parquet   rows also in subset-NN-paper (the paper's caps)
+    config subset-NN: every file of data/subset-NN/; config subset-NN-paper: the `-paper` files
+    config source-<id>: the subset-NN files of that source
+    config cg-<id>: the paper-flavour train files of its training subsets + the target's paper test files
 Two passes over each subset: the first reads only the columns the split needs, the second streams the rows in
-small batches, so memory stays bounded by one batch plus one hash per sample.
+small batches as Arrow (media bytes never become Python objects), so memory stays bounded by one batch plus one
+hash per sample.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pyarrow.parquet as pq
 from ..mat.qa import QASample, QASettings, make_qa
 from ..registry.loader import Registry
 from ..registry.models import Subset, TaskType
-from ..mat.schema import MEDIA_COLUMNS
+from ..mat.parquet_layout import MEDIA_COLUMNS
 from ..shards import ShardWriter
 from ..mat.splits import KEY_SCHEMA, TEST, TRAIN, paper_plan, plan_splits, split_statistics
 
@@ -92,8 +94,60 @@ def _qa_settings(registry: Registry, subset: Subset, seed: int) -> dict[str, QAS
                                 source_labels=source_labels) for t in TaskType}
 
 
+_QA_COLUMNS = ("question", "answer", "options", "question_choice", "answer_choice")
+_PAPER_SUFFIX = "-paper"  # file prefix `<source-id>-paper`: rows of both flavours
+
+
+@dataclass
+class _SourceWriters:
+    """One source's writers in one subset: per split, rows only in the full flavour and rows of both flavours."""
+
+    root: Path
+    source_id: str
+    writers: dict[tuple[str, bool], ShardWriter] = field(default_factory=dict)
+
+    def writer(self, split: str, in_paper: bool) -> ShardWriter:
+        key = (split, in_paper)
+        if key not in self.writers:
+            prefix = self.source_id + (_PAPER_SUFFIX if in_paper else "")
+            self.writers[key] = ShardWriter(self.root / split, prefix)
+        return self.writers[key]
+
+    def close(self) -> dict[tuple[str, bool], tuple[list[str], int, int, int]]:
+        """(split, in paper) -> (files relative to the hub folder, rows, uncompressed bytes, bytes on disk)."""
+        done = {}
+        for (split, in_paper), writer in sorted(self.writers.items()):
+            writer.close()
+            on_disk = sum((self.root / split / f).stat().st_size for f in writer.files)
+            files = [f"data/{self.root.name}/{split}/{f}" for f in writer.files]
+            done[(split, in_paper)] = (files, writer.rows, writer.bytes, on_disk)
+        return done
+
+
+def _with_qa(batch: pa.RecordBatch, splits: list[str], settings: dict[str, QASettings], source_id: str,
+             withheld: str | None) -> pa.Table:
+    """The batch with its split, QA columns and (for a publishable hub of a restricted source) media left out;
+    the media bytes stay in Arrow buffers, never copied into Python objects."""
+    small = batch.select(["id", "labels", "boxes", "width", "height", "task_type"]).to_pylist()
+    qa = [make_qa(QASample(r["id"], r["labels"], r["boxes"] or [], r["width"] or 0, r["height"] or 0,
+                           source=source_id), settings[r["task_type"]]).as_row() for r in small]
+    table = pa.Table.from_batches([batch])
+    schema = table.schema
+    updates = {"split": splits, **{c: [q[c] for q in qa] for c in _QA_COLUMNS}}
+    if withheld is not None:  # the license forbids republishing pixels: keep QA, metadata and hashes
+        updates.update({m: [None] * table.num_rows for m in MEDIA_COLUMNS},
+                       pixels_withheld=[withheld] * table.num_rows)
+    for name, values in updates.items():
+        index = schema.get_field_index(name)
+        table = table.set_column(index, schema.field(index), pa.array(values, schema.field(index).type))
+    return table
+
+
 def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed: int, publishable: bool,
                  contents: HubContents) -> None:
+    """Both flavours of a subset in one pass, every row written once: the full flavour's files of each source
+    and split are `<source-id>-NNNNN` (rows only in the full flavour) and `<source-id>-paper-NNNNN` (rows also
+    in the paper flavour, whose config lists exactly those files)."""
     built = [s for s in subset.sources if _source_files(out, s)]
     if not built:
         return
@@ -105,61 +159,69 @@ def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed:
     per_label = subset.task_type is not TaskType.single_label  # balance on each label, not on label combinations
     paper_rows = paper_plan(keys, plan.is_test, seed, per_label=per_label)
     paper = paper_rows.as_dict(plan.ids)
+    if any(full[i] != split for i, split in paper.items()):  # the paper flavour takes rows from the full one's sides
+        raise AssertionError(f"subset {subset.id}: the paper flavour moved a sample across train/test")
     contents.split_stats[subset.id] = split_statistics(plan, keys, paper_rows, per_label)
     sha = dict(zip(keys["id"].to_pylist(), keys["pixel_sha256"].to_pylist()))
     labels_count: dict[str, Counter] = {TRAIN: Counter(), TEST: Counter()}
     qa_settings = _qa_settings(registry, subset, seed)
+    name = f"subset-{subset.id}"
+    flavours: dict[str, dict] = {flavour: {"files": defaultdict(list), "rows": Counter(), "bytes": Counter(),
+                                           "disk": Counter()} for flavour in ("", _PAPER_SUFFIX)}
 
-    for flavour, chosen in (("", full), ("-paper", paper)):
-        name = f"subset-{subset.id}{flavour}"
-        root = hub / "data" / name
-        counts, sizes, disk = Counter(), Counter(), Counter()
-        for source_id in built:
-            source = registry.sources[source_id]
-            strip = publishable and not source.redistributable
-            note = withheld_note(registry, source_id) if strip else None
-            writers = {split: ShardWriter(root / split, source_id) for split in (TRAIN, TEST)}
-            for path in _source_files(out, source_id):
-                for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_BATCH):
-                    rows_by_split = defaultdict(list)
-                    for row in batch.to_pylist():
-                        split = chosen.get(row["id"])
-                        if split is None:
-                            continue
-                        row["split"] = split
-                        sample = QASample(row["id"], row["labels"], row["boxes"] or [], row["width"] or 0,
-                                          row["height"] or 0, source=source_id)
-                        row.update(make_qa(sample, qa_settings[row["task_type"]]).as_row())
-                        if strip:  # the license forbids republishing pixels: keep QA, metadata and hashes
-                            row.update({m: None for m in MEDIA_COLUMNS}, pixels_withheld=note)
-                        if not (flavour or source.redistributable):
-                            contents.restricted[source_id] = contents.restricted.get(source_id, 0) + 1
-                        rows_by_split[split].append(row)
-                        if not flavour:
-                            labels_count[split].update(row["labels"] or ["(no label)"])
-                    for split, rows in rows_by_split.items():
-                        writers[split].write_rows(rows)
-            for split, writer in writers.items():
-                writer.close()
-                counts[split] += writer.rows
-                sizes[split] += writer.bytes
-                on_disk = sum((root / split / f).stat().st_size for f in writer.files)
-                disk[split] += on_disk
+    for source_id in built:
+        source = registry.sources[source_id]
+        withheld = withheld_note(registry, source_id) if publishable and not source.redistributable else None
+        writers = _SourceWriters(hub / "data" / name, source_id)
+        for path in _source_files(out, source_id):
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_BATCH):
+                ids = batch.column("id").to_pylist()
+                splits = [full.get(i) for i in ids]
+                table = _with_qa(batch, [s or TRAIN for s in splits], qa_settings, source_id, withheld)
+                groups: dict[tuple[str, bool], list[int]] = defaultdict(list)
+                for index, (row_id, split) in enumerate(zip(ids, splits)):
+                    if split is not None:
+                        groups[(split, row_id in paper)].append(index)
+                for (split, in_paper), rows in sorted(groups.items()):
+                    writers.writer(split, in_paper).write(table.take(rows))
+                for labels, split in zip(batch.column("labels").to_pylist(), splits):
+                    if split is not None:
+                        labels_count[split].update(labels or ["(no label)"])
+                if not source.redistributable:
+                    contents.restricted[source_id] = contents.restricted.get(source_id, 0) + sum(
+                        s is not None for s in splits)
+        done = writers.close()
+        for split in (TRAIN, TEST):
+            parts = [done[(split, p)] for p in (False, True) if (split, p) in done]
+            for flavour, chosen in (("", parts), (_PAPER_SUFFIX, [done[(split, True)]] if (split, True) in done
+                                                  else [])):
+                for files, rows, size, on_disk in chosen:
+                    stats = flavours[flavour]
+                    stats["files"][split] += files
+                    stats["rows"][split] += rows
+                    stats["bytes"][split] += size
+                    stats["disk"][split] += on_disk
+                chosen_ids = full if not flavour else paper
                 contents.hashes.setdefault((subset.id, flavour or "full", split), set()).update(
-                    sha[i] for i, s in chosen.items() if s == split and i.startswith(source_id + "/"))
-                if not flavour and writer.rows:
-                    # Exact file names, not a glob: `<id>-*` would also match a source whose id extends this one.
-                    _add_source_split(contents, source_id, split,
-                                      [f"data/{name}/{split}/{f}" for f in writer.files], writer.rows,
-                                      writer.bytes, on_disk)
-        data_files = {split: [f"data/{name}/{split}/*.parquet"] for split in (TRAIN, TEST) if counts[split]}
-        if data_files:
-            how = ("every sample; train/test from the sources' own splits (validation as test where a source has "
-                   "no test split) or 9:1, grouped by patient and by exact and near-duplicate pixels" if not flavour
-                   else "the paper's flavour: train capped at 3,000 label-balanced samples, test strictly "
-                   "label-balanced and as large as balance allows (at most 50 per label)")
-            contents.configs.append(ConfigInfo(name, data_files, {s: counts[s] for s in data_files}, how,
-                                               {s: sizes[s] for s in data_files}, {s: disk[s] for s in data_files}))
+                    sha[i] for i, s in chosen_ids.items() if s == split and i.startswith(source_id + "/"))
+            if parts:
+                # Exact file names, not a glob: `<id>-*` would also match a source whose id extends this one.
+                _add_source_split(contents, source_id, split, [f for files, *_ in parts for f in files],
+                                  sum(p[1] for p in parts), sum(p[2] for p in parts), sum(p[3] for p in parts))
+
+    for flavour, stats in flavours.items():
+        splits_built = [s for s in (TRAIN, TEST) if stats["rows"][s]]
+        if not splits_built:
+            continue
+        data_files = {s: [f"data/{name}/{s}/*.parquet"] if not flavour else stats["files"][s] for s in splits_built}
+        how = ("every sample; train/test from the sources' own splits (validation as test where a source has "
+               "no test split) or 9:1, grouped by patient and by exact and near-duplicate pixels" if not flavour
+               else "the paper's flavour: train capped at 3,000 label-balanced samples, test strictly "
+               "label-balanced and as large as balance allows (at most 50 per label); its files are a part of "
+               f"{name}'s, so no pixel is stored twice")
+        contents.configs.append(ConfigInfo(name + flavour, data_files, {s: stats["rows"][s] for s in splits_built},
+                                           how, {s: stats["bytes"][s] for s in splits_built},
+                                           {s: stats["disk"][s] for s in splits_built}))
     contents.subsets[subset.id] = {"sources": built, "labels": labels_count}
 
 
