@@ -114,10 +114,13 @@ def _build_locked(reg, names, data_dir, out: Path, options, *, hub, seed, publis
         if on_source:
             on_source(name, report, None)
     if hub:
+        from .engines import EngineOptions
         from .hub import build_hub
 
+        engine = EngineOptions(options.engine, options.num_proc, options.ray_address)
         try:
-            result.hub = build_hub(reg, out, subset_ids, seed=seed, publishable=publishable, repo_id=repo_id)
+            result.hub = build_hub(reg, out, subset_ids, seed=seed, publishable=publishable, repo_id=repo_id,
+                                   engine=engine)
         except OSError as exc:
             problem = disk_problem(exc) or f"cannot write {exc.filename}: {exc.strerror}"
             result.failures["hub"] = f"{problem}; the previous {shown_out or Path(out) / 'hub'} is left as it was"

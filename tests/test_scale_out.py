@@ -49,6 +49,14 @@ def data_and_local(tmp_path_factory):
     return base, tree_digest(base / "local")
 
 
+def test_local_workers_are_byte_identical_to_one_process(data_and_local):
+    # Two worker processes decode the items and build the subsets' hub folders (one task per subset).
+    base, local = data_and_local
+    result = build(REGISTRY, SOURCES, base / "data", base / "two", BuildOptions(progress=False, num_proc=2))
+    assert result.ok, result.failures
+    assert tree_digest(base / "two") == local
+
+
 def test_ray_engine_is_byte_identical_to_local(data_and_local):
     base, local = data_and_local
     try:

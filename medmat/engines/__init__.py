@@ -1,14 +1,19 @@
 """Where the per-item work runs: `local` (this machine's processes) or `ray` (a Ray cluster, through Ray Data).
 
-An engine maps the pure function `process_batch_table` (medmat.prepare.process) over batches of raw items and yields the results in input
-order, with a bounded number of batches in flight. Because the function is pure and the order is restored before
+An engine maps the pure function `process_batch_table` (medmat.prepare.process) over batches of raw items and
+yields the results in input order, with a bounded number of batches in flight (`map_ordered`), and runs the hub's
+per-subset work as one task per subset (`map_tasks`). Because the work is pure and the order is restored before
 anything is written, every engine writes byte-identical output.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 ENGINES = ("local", "ray")
 
@@ -32,3 +37,20 @@ def map_ordered(work: Callable[[list], list], batches: Iterator[list], options: 
         return engine_map(work, batches, options)
     from .local import map_ordered as engine_map
     return engine_map(work, batches, options, initializer)
+
+
+def map_tasks(work: Callable[[T], R], items: Sequence[T], options: EngineOptions) -> list[R]:
+    """`work(item)` for each item as one task (a subset's hub work), results in input order. Local: in this
+    process, or up to `num_proc` worker processes. Ray: one Ray task each, on the node that holds OUT."""
+    items = list(items)
+    if options.name == "ray":
+        from .ray_engine import map_tasks as engine_map
+        return engine_map(work, items, options)
+    if options.num_proc <= 1 or len(items) <= 1:
+        return [work(item) for item in items]
+    from concurrent.futures import ProcessPoolExecutor
+
+    from ..prepare.atomic import worker_init
+
+    with ProcessPoolExecutor(max_workers=min(options.num_proc, len(items)), initializer=worker_init) as pool:
+        return list(pool.map(work, items))

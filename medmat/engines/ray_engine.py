@@ -61,3 +61,20 @@ def map_ordered(work: Callable[[list], list], batches: Iterator[list], options) 
                 raise RuntimeError(f"Ray returned batch {row['index']} where {expected} was due")
             expected += 1
             yield pickle.loads(row["results"])
+
+
+def map_tasks(work: Callable, items: list, options) -> list:
+    """One Ray task per item, pinned to this (the driver's) node: the hub tasks read OUT/sources and write
+    OUT/hub, which live on the driver's disk (or its staging folder for an object-store OUT). Ray retries a task
+    lost to a system failure; each task clears its own output folder first, so a retry writes it afresh."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    _init(options.ray_address, options.num_proc)
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    task = ray.remote(num_cpus=1, scheduling_strategy=here)(_call)
+    return ray.get([task.remote(work, item) for item in items])
+
+
+def _call(work: Callable, item):
+    return work(item)

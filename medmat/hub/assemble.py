@@ -17,11 +17,13 @@ import json
 import shutil
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..engines import EngineOptions, map_tasks
 from ..mat.qa import QASample, QASettings, make_qa
 from ..registry.loader import Registry
 from ..registry.models import Subset, TaskType
@@ -54,6 +56,14 @@ class HubContents:
     publishable: bool = False  # pixels of non-redistributable sources were left out
     # source id -> rows (full flavour) of each non-redistributable source: without pixels when `publishable`
     restricted: dict[str, int] = field(default_factory=dict)
+
+    def merge(self, part: HubContents) -> None:
+        """Add one subset's contents (subsets share no source, so nothing overlaps)."""
+        self.configs += part.configs
+        self.subsets.update(part.subsets)
+        self.hashes.update(part.hashes)
+        self.split_stats.update(part.split_stats)
+        self.restricted.update(part.restricted)
 
 
 def withheld_note(registry: Registry, source_id: str) -> str:
@@ -143,17 +153,21 @@ def _with_qa(batch: pa.RecordBatch, splits: list[str], settings: dict[str, QASet
     return table
 
 
-def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed: int, publishable: bool,
-                 contents: HubContents) -> None:
+def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed: int,
+                 publishable: bool) -> HubContents:
     """Both flavours of a subset in one pass, every row written once: the full flavour's files of each source
     and split are `<source-id>-NNNNN` (rows only in the full flavour) and `<source-id>-paper-NNNNN` (rows also
-    in the paper flavour, whose config lists exactly those files)."""
+    in the paper flavour, whose config lists exactly those files). Writes only under hub/data/subset-NN/ (cleared
+    first, so a retried task starts clean) and returns what it wrote: one independent task per subset."""
+    contents = HubContents(publishable=publishable)
+    name = f"subset-{subset.id}"
+    shutil.rmtree(hub / "data" / name, ignore_errors=True)
     built = [s for s in subset.sources if _source_files(out, s)]
     if not built:
-        return
+        return contents
     keys = pa.concat_tables([_sample_keys(s, _source_files(out, s)) for s in built])
     if not keys.num_rows:
-        return
+        return contents
     plan = plan_splits(keys, seed)
     full = plan.as_dict()
     per_label = subset.task_type is not TaskType.single_label  # balance on each label, not on label combinations
@@ -165,7 +179,6 @@ def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed:
     sha = dict(zip(keys["id"].to_pylist(), keys["pixel_sha256"].to_pylist()))
     labels_count: dict[str, Counter] = {TRAIN: Counter(), TEST: Counter()}
     qa_settings = _qa_settings(registry, subset, seed)
-    name = f"subset-{subset.id}"
     flavours: dict[str, dict] = {flavour: {"files": defaultdict(list), "rows": Counter(), "bytes": Counter(),
                                            "disk": Counter()} for flavour in ("", _PAPER_SUFFIX)}
 
@@ -223,6 +236,12 @@ def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed:
                                            how, {s: stats["bytes"][s] for s in splits_built},
                                            {s: stats["disk"][s] for s in splits_built}))
     contents.subsets[subset.id] = {"sources": built, "labels": labels_count}
+    return contents
+
+
+def _subset_task(subset_id: str, registry: Registry, out: Path, hub: Path, seed: int,
+                 publishable: bool) -> HubContents:
+    return build_subset(registry, registry.subsets[subset_id], out, hub, seed, publishable)
 
 
 def _add_source_split(contents: HubContents, source_id: str, split: str, files: list[str], count: int,
@@ -278,15 +297,18 @@ def add_cg_configs(registry: Registry, contents: HubContents) -> None:
 
 
 def build_hub_data(registry: Registry, out: Path, subset_ids: list[str], seed: int = 42,
-                   publishable: bool = False) -> HubContents:
+                   publishable: bool = False, engine: EngineOptions | None = None) -> HubContents:
     """Local builds (the default) keep every pixel the user downloaded; `publishable` leaves out the pixels of
-    every source whose license forbids republishing them and says so in each such row (`pixels_withheld`)."""
+    every source whose license forbids republishing them and says so in each such row (`pixels_withheld`).
+    Each subset is one task of `engine` (worker processes here, or Ray tasks); their contents are merged in
+    subset order, so the folder is the same whatever ran them."""
     hub = out / "hub"
     if (hub / "data").exists():
         shutil.rmtree(hub / "data")
     contents = HubContents(publishable=publishable)
-    for sid in sorted(subset_ids):
-        build_subset(registry, registry.subsets[sid], out, hub, seed, publishable, contents)
+    work = partial(_subset_task, registry=registry, out=out, hub=hub, seed=seed, publishable=publishable)
+    for part in map_tasks(work, sorted(subset_ids), engine or EngineOptions()):
+        contents.merge(part)
     add_cg_configs(registry, contents)
     write_split_stats(contents, hub)
     order = {"subset": 0, "source": 1, "cg-": 2}
