@@ -47,7 +47,7 @@ class BuildResult:
 
 
 def build(reg: Registry, names: list[str], data_dir: Path | str, out: Path | str, options=None, *, hub: bool = True,
-          seed: int = 42, publishable: bool = False, repo_id: str | None = None,
+          seed: int = 42, publishable: bool = False, repo_id: str | None = None, figures: bool | None = None,
           on_source: Callable[[str, dict | None, str | None], None] | None = None,
           layout_roots: dict[str, str] | None = None) -> BuildResult:
     """Build the named sources from `data_dir` into `out`, then (with `hub`) the hub folder of their subsets.
@@ -57,10 +57,12 @@ def build(reg: Registry, names: list[str], data_dir: Path | str, out: Path | str
     stops the build; so does a full disk or an unwritable `out`. A local `out` is locked for the whole build: a
     second build into it raises `OutLocked` naming the holder. Raises `OutProblem` when `out` cannot be used at all.
     `layout_roots` (source id -> folder under DIR/<source-id>/) overrides manifests' `layout.root` for this build,
-    as `--layout-root` does (`medmat doctor` prints the value a drift needs)."""
+    as `--layout-root` does (`medmat doctor` prints the value a drift needs). `figures` (the card's coverage grid
+    and montages) defaults to `publishable`: a card meant for publishing gets them, a local build stays cheap."""
     from .prepare.atomic import OutLock, disk_problem
     from .storage import is_url, staged_output
 
+    figures = publishable if figures is None else figures
     members = []
     if hub:
         _, subset_ids = resolve(reg, names)
@@ -74,7 +76,7 @@ def build(reg: Registry, names: list[str], data_dir: Path | str, out: Path | str
             raise OutProblem(disk_problem(exc) or f"cannot use --out {out}: {exc.strerror}") from None
         try:
             return _build_locked(reg, names, data_dir, Path(local_out), options, hub=hub, seed=seed,
-                                 publishable=publishable, repo_id=repo_id, on_source=on_source,
+                                 publishable=publishable, repo_id=repo_id, figures=figures, on_source=on_source,
                                  layout_roots=layout_roots or {}, shown_out=str(out) if is_url(out) else None)
         finally:
             lock.__exit__(None, None, None)
@@ -84,7 +86,7 @@ class OutProblem(Exception):
     """The output folder cannot be used (a file, read-only, full): one line naming it and the fix."""
 
 
-def _build_locked(reg, names, data_dir, out: Path, options, *, hub, seed, publishable, repo_id, on_source,
+def _build_locked(reg, names, data_dir, out: Path, options, *, hub, seed, publishable, repo_id, figures, on_source,
                   layout_roots, shown_out) -> BuildResult:
     from .prepare.atomic import disk_problem
     from .prepare.source import BuildOptions, DiskProblem, SourceFailure, build_source
@@ -120,7 +122,7 @@ def _build_locked(reg, names, data_dir, out: Path, options, *, hub, seed, publis
         engine = EngineOptions(options.engine, options.num_proc, options.ray_address)
         try:
             result.hub = build_hub(reg, out, subset_ids, seed=seed, publishable=publishable, repo_id=repo_id,
-                                   engine=engine)
+                                   figures=figures, engine=engine)
         except OSError as exc:
             problem = disk_problem(exc) or f"cannot write {exc.filename}: {exc.strerror}"
             result.failures["hub"] = f"{problem}; the previous {shown_out or Path(out) / 'hub'} is left as it was"
@@ -132,10 +134,11 @@ def _build_locked(reg, names, data_dir, out: Path, options, *, hub, seed, publis
 def example(reg: Registry, out: Path, num_proc: int = 1,
             on_source: Callable[[str, dict | None, str | None], None] | None = None) -> BuildResult:
     """The packaged example: real images from pydicom, nibabel and scikit-image laid out as five sources' archives,
-    built into `out/hub`. The example's pixels are those packages' own test images, which may be republished."""
+    built into `out/hub`, card figures included (they are what it shows). The example's pixels are those packages'
+    own test images, which may be republished."""
     from .example_data import assemble
     from .prepare.source import BuildOptions
 
     data = Path(out) / "data"
     sources = assemble(data)
-    return build(reg, sources, data, out, BuildOptions(num_proc=num_proc), on_source=on_source)
+    return build(reg, sources, data, out, BuildOptions(num_proc=num_proc), figures=True, on_source=on_source)

@@ -1515,7 +1515,7 @@ def atk_same_bytes_whatever_the_environment(env: Env) -> list[Finding]:
         cwd = env.root / f"cwd{i}"
         cwd.mkdir()
         args = ["build", KIDNEY, "--data-dir", env.data, "--out", out, "--manifests", env.manifests,
-                "--num-proc", procs]
+                "--num-proc", procs, "--figures"]  # the card's figures must be byte-identical too
         old = os.getcwd()
         os.chdir(cwd)
         try:

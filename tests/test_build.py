@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -194,6 +197,57 @@ def test_cli_build(kidney, tmp_path, mini_copy):
                                       str(tmp_path / "out"), "--manifests", str(mini_copy.root), "--num-proc", "2"])
     assert result.exit_code == 0, result.output
     assert "8 written, 0 quarantined, 0 excluded of 8 seen" in result.output
+
+
+def _pngs(out: Path) -> list[str]:
+    return sorted(p.name for p in (out / "hub").rglob("*.png"))
+
+
+def test_local_build_draws_no_figures_unless_asked(kidney, tmp_path, mini_copy):
+    from medmat.hub.card import FIGURES_HINT
+
+    _good_tree(tmp_path / "data")
+    args = ["build", TEMPLATE_SOURCE, "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out"),
+            "--manifests", str(mini_copy.root)]
+    # A fresh process, so that nothing imported by an earlier test hides a matplotlib import.
+    code = (f"import sys; from medmat.cli import app; app({args!r}, standalone_mode=False); "
+            "print('matplotlib imported:', 'matplotlib' in sys.modules)")
+    root = str(Path(__file__).resolve().parents[1])
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                         env=dict(os.environ, PYTHONPATH=root))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "matplotlib imported: False" in run.stdout
+    card = (tmp_path / "out" / "hub" / "README.md").read_text()
+    assert _pngs(tmp_path / "out") == [] and "## MAT coverage" in card and FIGURES_HINT in card
+    assert "](assets/" not in card and "## Samples" not in card
+
+    figures = CliRunner().invoke(app, [*args, "--hub-only", "--figures"])
+    assert figures.exit_code == 0, figures.output
+    assert _pngs(tmp_path / "out") == ["mat-coverage.png", "montage-subset-02.png"]  # a local build keeps pixels
+    card = (tmp_path / "out" / "hub" / "README.md").read_text()
+    assert "![MAT coverage](assets/mat-coverage.png)" in card and FIGURES_HINT not in card
+    again = CliRunner().invoke(app, [*args, "--hub-only"])  # the hub folder is replaced whole: no stale figures
+    assert again.exit_code == 0, again.output
+    assert _pngs(tmp_path / "out") == []
+
+
+def test_publishable_build_draws_figures_unless_told_not_to(kidney, tmp_path, mini_copy):
+    from medmat.hub.card import FIGURES_HINT
+    from medmat.hub.publish import restricted_pixels
+
+    _good_tree(tmp_path / "data")
+    args = ["build", TEMPLATE_SOURCE, "--data-dir", str(tmp_path / "data"), "--out", str(tmp_path / "out"),
+            "--manifests", str(mini_copy.root), "--publishable", "--repo", "medmat-test/Med-MAT"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert _pngs(tmp_path / "out") == ["mat-coverage.png"]  # no montage: the kidney source may not be republished
+    card = (tmp_path / "out" / "hub" / "README.md").read_text()
+    assert "![MAT coverage](assets/mat-coverage.png)" in card and "(no redistributable pixels" in card
+    assert restricted_pixels(tmp_path / "out" / "hub", kidney) == {}
+    result = CliRunner().invoke(app, [*args, "--hub-only", "--no-figures"])
+    assert result.exit_code == 0, result.output
+    assert _pngs(tmp_path / "out") == [] and FIGURES_HINT in (tmp_path / "out" / "hub" / "README.md").read_text()
+    assert restricted_pixels(tmp_path / "out" / "hub", kidney) == {}  # nothing to check: it passes
 
 
 def test_cli_build_missing_folder_says_where(kidney, tmp_path, mini_copy):

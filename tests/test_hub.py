@@ -20,20 +20,21 @@ REGISTRY, _ = validate()
 SUBSETS = ["02", "30", "39"]  # one source / three sources / segmentation
 
 
-def _build(tmp, num_proc=1, publishable=False, subsets=SUBSETS):
+def _build(tmp, num_proc=1, publishable=False, subsets=SUBSETS, figures=False):
     data, out = tmp / "data", tmp / "out"
     for sub in subsets:
         for source_id in REGISTRY.subsets[sub].sources:
             if not (data / source_id).exists():
                 materialise(source_id, data)
             build_source(REGISTRY, source_id, data, out, BuildOptions(num_proc=num_proc, progress=False))
-    build_hub(REGISTRY, out, subsets, publishable=publishable, repo_id="medmat-test/Med-MAT" if publishable else None)
+    build_hub(REGISTRY, out, subsets, publishable=publishable, repo_id="medmat-test/Med-MAT" if publishable else None,
+              figures=figures)
     return out / "hub"
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
-    return _build(tmp_path_factory.mktemp("hub"))
+    return _build(tmp_path_factory.mktemp("hub"), figures=True)  # the montage tests need them
 
 
 def _card(hub):
@@ -85,7 +86,7 @@ def test_no_image_in_both_train_and_test(hub):
 def public_hub(tmp_path_factory):
     """Publishable, with subset 22 added: its brain-tumor-mri-4-classes is CC0 (redistributable), its other source
     is not."""
-    return _build(tmp_path_factory.mktemp("public"), publishable=True, subsets=SUBSETS + ["22"])
+    return _build(tmp_path_factory.mktemp("public"), publishable=True, subsets=SUBSETS + ["22"], figures=True)
 
 
 def _rows(root, source_id, columns=("image", "pixels_withheld"), subset="30"):
@@ -143,7 +144,7 @@ def _digests(hub):
 
 
 def test_one_and_two_workers_give_identical_hub(hub, tmp_path):
-    assert _digests(_build(tmp_path, num_proc=2)) == _digests(hub)
+    assert _digests(_build(tmp_path, num_proc=2, figures=True)) == _digests(hub)
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,10 @@ def build_command(
         help="write a hub folder `medmat publish` accepts: leave out (and mark per row) the pixels and montage images "
              "of sources whose licenses forbid republishing them; needs --repo. Default: a local build with every "
              "pixel you downloaded")] = False,
+    figures: Annotated[Optional[bool], typer.Option(
+        "--figures/--no-figures",
+        help="draw the card's MAT coverage grid and sample montages (OUT/hub/assets/; about half the hub stage's "
+             "time). Default: same as --publishable")] = None,
     seed: Annotated[int, typer.Option(help="seed of every random choice (splits, QA)")] = 42,
     repo: Annotated[Optional[str], typer.Option(help="repo id <org>/<name> the card and croissant.json name")] = None,
     hub_only: Annotated[bool, typer.Option(
@@ -75,7 +79,8 @@ def build_command(
     if hub_only:
         from ..hub import build_hub
 
-        _print_hub(build_hub(reg, Path(out), subset_ids, seed=seed, publishable=publishable, repo_id=repo),
+        _print_hub(build_hub(reg, Path(out), subset_ids, seed=seed, publishable=publishable, repo_id=repo,
+                             figures=publishable if figures is None else figures),
                    Path(out) / "hub")
         return
     roots = parse_layout_roots(layout_root, list(source_ids)) if layout_root else {}
@@ -85,7 +90,7 @@ def build_command(
     out = out if is_url(out) else Path(out)
     try:
         result = build(reg, names, data_dir, out, options, hub=hub, seed=seed, publishable=publishable,
-                       repo_id=repo, on_source=_print_source(out), layout_roots=roots)
+                       repo_id=repo, figures=figures, on_source=_print_source(out), layout_roots=roots)
     except SelectionError as exc:
         err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None

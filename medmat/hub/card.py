@@ -1,5 +1,6 @@
 """The dataset card (README.md) and LICENSES.md: metadata the Hub's card spec asks for, configs with exact counts
-and byte sizes, the pixels policy on top, coverage figure, licenses per source, citations, access.
+and byte sizes, the pixels policy on top, coverage figure and montages (when asked for), licenses per source,
+citations, access.
 
 The YAML header follows the Hub's dataset card spec (huggingface_hub's `DatasetCardData` and the datasets
 library's `dataset_info`): license identifiers from the Hub's list, `license_name`/`license_link` when the
@@ -24,7 +25,6 @@ from ..mat.split_report import split_stats_markdown
 from ..prepare.writer import REPORT_FORMAT_VERSION
 from ..registry.loader import Registry
 from .assemble import HubContents
-from .figures import coverage_figure, montage
 
 ARXIV_ID = "2412.20070"  # Cai et al., "Exploring Compositional Generalization of Multimodal LLMs for Medical Imaging"
 PAPER_CITATION = """@inproceedings{cai-etal-2025-exploring,
@@ -45,6 +45,8 @@ PAPER_CITATION = """@inproceedings{cai-etal-2025-exploring,
 PRETTY_NAME = "Med-MAT (rebuilt with medmat)"
 LICENSE_NAME = "med-mat-per-source"  # `license_name` when the sources' licenses are mixed
 LICENSE_FILE = "LICENSES.md"
+FIGURES_HINT = ("Figures: rebuild with `medmat build ... --figures` (or `--publishable`) to include the MAT coverage "
+                "grid and sample montages.")
 
 # License identifiers the Hub accepts in `license:` (https://huggingface.co/docs/hub/repositories-licenses), for the
 # keys of manifests/licenses.yaml that have one; every other key is `other`.
@@ -158,11 +160,19 @@ def loading_example(repo_id: str | None, config: str) -> list[str]:
             'print(ds["train"][0]["question_choice"])', "```"]
 
 
-def write_card(registry: Registry, contents: HubContents, hub: Path, repo_id: str | None = None) -> Path:
-    built_counts = {sid: sum(c.num_examples.values()) for c in contents.configs
-                    for sid in [c.name.removeprefix("subset-")] if c.name == f"subset-{sid}"}
+def write_card(registry: Registry, contents: HubContents, hub: Path, repo_id: str | None = None,
+               figures: bool = False) -> Path:
+    """README.md and LICENSES.md; with `figures`, also assets/mat-coverage.png and a montage per subset. Without,
+    matplotlib is never imported (drawing is about half the hub stage) and the card says how to get them."""
     sources = built_sources(registry, contents)
-    coverage_figure(registry, built_counts, hub / "assets" / "mat-coverage.png")
+    for old in sorted((hub / "assets").glob("*.png")):  # a rebuild must not keep an earlier build's pixels
+        old.unlink()
+    if figures:
+        from .figures import coverage_figure
+
+        built_counts = {sid: sum(c.num_examples.values()) for c in contents.configs
+                        for sid in [c.name.removeprefix("subset-")] if c.name == f"subset-{sid}"}
+        coverage_figure(registry, built_counts, hub / "assets" / "mat-coverage.png")
     write_licenses(registry, sources, hub)
     default = next((c.name for c in contents.configs if c.name.startswith("subset-")), "subset-02")
     lines = ["---", yaml.safe_dump(card_yaml(registry, contents), sort_keys=False, allow_unicode=True).rstrip(),
@@ -177,7 +187,7 @@ def write_card(registry: Registry, contents: HubContents, hub: Path, repo_id: st
     lines += loading_example(repo_id, default)
     lines += ["", "Licenses differ per source: see *Sources, licenses and access* below and "
               f"[{LICENSE_FILE}]({LICENSE_FILE}). Croissant metadata: [croissant.json](croissant.json).", "",
-              "## MAT coverage", "", "![MAT coverage](assets/mat-coverage.png)", "",
+              "## MAT coverage", "", "![MAT coverage](assets/mat-coverage.png)" if figures else FIGURES_HINT, "",
               "## Configs", "", "| config | train | test | how it was made |", "|---|---|---|---|"]
     for c in contents.configs:
         lines.append(f"| `{c.name}` | {c.num_examples.get('train', 0)} | {c.num_examples.get('test', 0)} | "
@@ -189,19 +199,21 @@ def write_card(registry: Registry, contents: HubContents, hub: Path, repo_id: st
     if contents.split_stats:
         lines += ["", "## Splits", "", "How each subset was split (rules: medmat's docs/splits.md):", ""]
         lines += split_stats_markdown(contents.split_stats)
-    lines += ["", "## Samples", ""]
-    for old in sorted((hub / "assets").glob("montage-*.png")):  # a rebuild must not keep an earlier build's pixels
-        old.unlink()
-    for sid in sorted(contents.subsets):
-        files = sorted((hub / "data" / f"subset-{sid}" / "train").glob("*.parquet")) + sorted(
-            (hub / "data" / f"subset-{sid}" / "test").glob("*.parquet"))
-        sub = registry.subsets[sid]
-        picture = montage(files, hub / "assets" / f"montage-subset-{sid}.png", f"subset {sid}: {sub.name}")
-        lines.append(f"### subset-{sid}: {sub.name}")
-        lines.append("")
-        lines.append(f"![subset {sid}](assets/montage-subset-{sid}.png)" if picture else
-                     "(no redistributable pixels in this subset: see Access below)")
-        lines.append("")
+    lines += [""]
+    if figures:  # the Samples section is montages only: without figures, the hint under MAT coverage stands for it
+        from .figures import montage
+
+        lines += ["## Samples", ""]
+        for sid in sorted(contents.subsets):
+            files = sorted((hub / "data" / f"subset-{sid}" / "train").glob("*.parquet")) + sorted(
+                (hub / "data" / f"subset-{sid}" / "test").glob("*.parquet"))
+            sub = registry.subsets[sid]
+            picture = montage(files, hub / "assets" / f"montage-subset-{sid}.png", f"subset {sid}: {sub.name}")
+            lines.append(f"### subset-{sid}: {sub.name}")
+            lines.append("")
+            lines.append(f"![subset {sid}](assets/montage-subset-{sid}.png)" if picture else
+                         "(no redistributable pixels in this subset: see Access below)")
+            lines.append("")
 
     lines += ["## Sources, licenses and access", "",
               "| row | source | subset | access | license | pixels here |", "|---|---|---|---|---|---|"]
