@@ -114,6 +114,18 @@ class ShardWriter:
                         or (self.rows_per_shard is not None and self._rows_in_file >= self.rows_per_shard)):
                     self._close_file()
 
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes held for the row group being filled (written when it is full, or by `flush_group`)."""
+        return self._pending_bytes
+
+    def flush_group(self) -> None:
+        """Write the rows held so far as a row group now (a smaller one): for callers that bound the memory of
+        several writers together."""
+        self._flush_group()
+        if self._bytes_in_file >= self.shard_bytes:
+            self._close_file()
+
     def _flush_group(self) -> None:
         if not self._pending_rows:
             return

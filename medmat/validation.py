@@ -14,14 +14,17 @@ from .registry.cg_checks import check_cg_manifests
 from .registry.cg_models import CGError, CGSet, load_cg
 
 
-def validate(root: Path | None = None) -> tuple[Registry, list[Problem]]:
-    """Load and cross-check every manifest under `root`; returns the registry and all problems, sorted."""
+def validate(root: Path | None = None, cg: bool = True) -> tuple[Registry, list[Problem]]:
+    """Load and cross-check every manifest under `root`; returns the registry and all problems, sorted.
+    `cg=False` leaves out the CG manifests (manifests/cg/), for commands that never read them (a build without
+    its hub stage); `medmat validate` checks everything."""
     from .sources import layout_problems  # the adapters' parameter models (pydantic only; no image library)
 
     registry, problems = load_registry(root)
     problems += check_registry(registry)
     problems += layout_problems(registry)
-    problems += check_cg_manifests(registry)
+    if cg:
+        problems += check_cg_manifests(registry)
     return registry, sorted(set(problems))
 
 

@@ -276,3 +276,24 @@ def test_label_table_group_table_naming_a_key_twice_with_two_groups(tmp_path):
     out = _built(iter_label_table(tmp_path, params), tmp_path)
     assert out["img/a.png"]["group_id"] == "L1"
     assert out["img/b.png"].kind == "quarantined" and "two different lesion_id" in out["img/b.png"].reason
+
+
+def test_a_folder_turned_into_a_link_is_refused_in_the_next_run(tmp_path):
+    # Folders checked for links are remembered per run (one build of a source), never across runs: a notebook
+    # or a reused Ray worker that builds again after `class/` became a link must refuse the file.
+    import dataclasses
+    import shutil
+
+    from medmat.prepare.process import confined
+    from medmat.readers import ReadError
+
+    folder, elsewhere = tmp_path / "src", tmp_path / "elsewhere"
+    (folder / "class").mkdir(parents=True)
+    (folder / "class" / "a.png").write_bytes(b"x")
+    ctx = dataclasses.replace(_ctx(folder), source_dir=str(folder), run="first")
+    assert confined(folder, "class/a.png", ctx) == folder / "class" / "a.png"
+    shutil.move(folder / "class", elsewhere)
+    (folder / "class").symlink_to(elsewhere, target_is_directory=True)
+    assert confined(folder, "class/a.png", ctx)  # the same run remembers its check (one build, one tree)
+    with pytest.raises(ReadError, match="symbolic link"):
+        confined(folder, "class/a.png", dataclasses.replace(ctx, run="second"))

@@ -70,7 +70,7 @@ def build_command(
         raise typer.Exit(2)
     from ..storage import is_url
 
-    reg = load_registry_or_exit(manifests)
+    reg = load_registry_or_exit(manifests, cg=hub or hub_only)  # CG manifests feed only the hub's CG configs
     try:
         source_ids, subset_ids = resolve(reg, names)
     except SelectionError as exc:

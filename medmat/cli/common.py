@@ -17,11 +17,12 @@ ManifestsOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON")]
 
 
-def load_registry_or_exit(manifests: Path | None):
-    """The validated registry; exit 1 with a pointer to `medmat validate` when any manifest has a problem."""
+def load_registry_or_exit(manifests: Path | None, cg: bool = True):
+    """The validated registry; exit 1 with a pointer to `medmat validate` when any manifest has a problem.
+    `cg=False`: the command never reads the CG manifests, so they are not checked (`medmat validate` does)."""
     from ..validation import validate
 
-    registry, problems = validate(manifests)
+    registry, problems = validate(manifests, cg=cg)
     if problems:
         err.print(f"[red]{len(problems)} problem(s) in the manifests; run `medmat validate` for details[/red]")
         raise typer.Exit(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 
@@ -15,6 +16,11 @@ def map_ordered(work: Callable[[list], list], batches: Iterator[list], options,
         yield from map(work, batches)
         return
     with ProcessPoolExecutor(max_workers=options.num_proc, initializer=initializer) as pool:
-        window = WINDOW_PER_WORKER * options.num_proc
-        while chunk := list(itertools.islice(batches, window)):
-            yield from pool.map(work, chunk)
+        # A sliding window: each result handed on makes room for the next batch, so no worker waits for the
+        # slowest batch of a group (memory stays bounded by the window).
+        pending = deque(pool.submit(work, b) for b in itertools.islice(batches, WINDOW_PER_WORKER * options.num_proc))
+        while pending:
+            result = pending.popleft().result()
+            for batch in itertools.islice(batches, 1):
+                pending.append(pool.submit(work, batch))
+            yield result

@@ -28,7 +28,7 @@ from ..mat.qa import QASample, QASettings, make_qa
 from ..registry.loader import Registry
 from ..registry.models import Subset, TaskType
 from ..mat.parquet_layout import MEDIA_COLUMNS
-from ..shards import ShardWriter
+from ..shards import ROW_GROUP_BYTES, ShardWriter
 from ..mat.splits import KEY_SCHEMA, TEST, TRAIN, paper_plan, plan_splits, split_statistics
 
 READ_BATCH = 64  # rows read back per batch from a source table
@@ -116,12 +116,16 @@ class _SourceWriters:
     source_id: str
     writers: dict[tuple[str, bool], ShardWriter] = field(default_factory=dict)
 
-    def writer(self, split: str, in_paper: bool) -> ShardWriter:
+    def write(self, split: str, in_paper: bool, table: pa.Table) -> None:
         key = (split, in_paper)
         if key not in self.writers:
             prefix = self.source_id + (_PAPER_SUFFIX if in_paper else "")
             self.writers[key] = ShardWriter(self.root / split, prefix)
-        return self.writers[key]
+        self.writers[key].write(table)
+        # Up to four writers fill row groups at once: together they hold at most one row group's bytes (the
+        # fullest is written early, as a smaller group), so memory does not grow with the number of splits.
+        while sum(w.pending_bytes for w in self.writers.values()) > ROW_GROUP_BYTES:
+            max(sorted(self.writers.items()), key=lambda kv: kv[1].pending_bytes)[1].flush_group()
 
     def close(self) -> dict[tuple[str, bool], tuple[list[str], int, int, int]]:
         """(split, in paper) -> (files relative to the hub folder, rows, uncompressed bytes, bytes on disk)."""
@@ -196,7 +200,7 @@ def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed:
                     if split is not None:
                         groups[(split, row_id in paper)].append(index)
                 for (split, in_paper), rows in sorted(groups.items()):
-                    writers.writer(split, in_paper).write(table.take(rows))
+                    writers.write(split, in_paper, table.take(rows))
                 for labels, split in zip(batch.column("labels").to_pylist(), splits):
                     if split is not None:
                         labels_count[split].update(labels or ["(no label)"])

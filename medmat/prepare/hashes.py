@@ -27,11 +27,12 @@ def pixel_sha256(array: np.ndarray) -> str:
 
 def phash_hex(image: Image.Image) -> str:
     """imagehash.phash(image) as its hex string, without scipy."""
-    pixels = np.asarray(image.convert("L").resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS),
-                        dtype=np.float64)
-    low = _DCT @ pixels @ _DCT.T  # the DCT along axis 0, then axis 1, keeping the 8x8 low frequencies
-    bits = (low > np.median(low)).flatten()
-    return f"{int(''.join('1' if b else '0' for b in bits), 2):0{HASH_SIZE * HASH_SIZE // 4}x}"
+    grey = image if image.mode == "L" else image.convert("L")
+    pixels = np.asarray(grey.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS), dtype=np.float64)
+    low = (_DCT @ pixels @ _DCT.T).ravel()  # the DCT along axis 0, then axis 1, keeping the 8x8 low frequencies
+    middle = np.sort(low)[len(low) // 2 - 1:len(low) // 2 + 1]
+    median = (middle[0] + middle[1]) / 2  # np.median's value for an even count, without its overhead
+    return np.packbits(low > median).tobytes().hex()  # row-major bits, first bit highest
 
 
 def perceptual_hash(pixels: np.ndarray) -> str:

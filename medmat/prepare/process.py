@@ -7,7 +7,10 @@ process pool here and could run unchanged in a distributed engine (a Ray Data `m
 from __future__ import annotations
 
 import io
+import os
+import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +49,7 @@ class SourceContext:
     reader: ReaderOptions = ReaderOptions()
 
     source_dir: str = ""  # DIR/<source-id>/: no file outside it is ever opened
+    run: str = ""  # one per build of this source: folders checked for links are remembered for this run only
 
     @property
     def max_bytes(self) -> int:
@@ -61,7 +65,8 @@ class SourceContext:
                    area=source.area, task=source.task, task_element=task.element, task_type=source.task_type.value,
                    license=source.license, root=str(root), layout_root=source.layout.root, label_map=mapping,
                    excluded=tuple(sorted(source.labels.exclude.items())), subset_labels=tuple(subset.labels),
-                   reader=reader_options(source, max_bytes, source_dir), source_dir=str(source_dir))
+                   reader=reader_options(source, max_bytes, source_dir), source_dir=str(source_dir),
+                   run=uuid.uuid4().hex)
 
 
 def reader_options(source: Source, max_bytes: int | None = None, source_dir: Path | None = None) -> ReaderOptions:
@@ -106,17 +111,42 @@ def confined(root: Path, rel: str, ctx: SourceContext) -> Path:
     """`root/rel`, which must be a regular file whose every component stays inside the source folder: a relative
     path that climbs out, an absolute one, a link (anywhere on the way) or a device is refused before it is opened."""
     path = root / rel
-    folder = Path(ctx.source_dir or root)
-    if Path(rel).is_absolute() or ".." in Path(rel).parts or not inside(path, folder):
+    folder = ctx.source_dir or str(root)
+    if os.path.isabs(rel) or ".." in Path(rel).parts:
         raise ReadError(path, "path outside the source folder", rel, "fix the label table or the adapter")
-    probe = path
-    while probe != folder and probe != probe.parent:  # a link on the way in would have resolved outside, or may later
-        if probe.is_symlink():
-            raise ReadError(path, "symbolic link", f"{probe.name} is a link: never followed",
+    # With no `..` and no link on the way, `path` is inside the folder; each folder on the way is checked once per
+    # process (a build reads thousands of files from one folder).
+    text = str(path)
+    if not text.startswith(folder.rstrip(os.sep) + os.sep):  # spelled differently: resolve, then walk every step
+        if not inside(path, folder):
+            raise ReadError(path, "path outside the source folder", rel, "fix the label table or the adapter")
+        probe = path
+        while probe != Path(folder) and probe != probe.parent:
+            if probe.is_symlink():
+                raise ReadError(path, "symbolic link", f"{probe.name} is a link: never followed",
+                                "copy the file into the source folder")
+            probe = probe.parent
+    elif os.path.islink(text):
+        raise ReadError(path, "symbolic link", f"{path.name} is a link: never followed",
+                        "copy the file into the source folder")
+    else:
+        link = _link_on_the_way(folder.rstrip(os.sep), os.path.dirname(text), ctx.run)
+        if link is not None:
+            raise ReadError(path, "symbolic link", f"{os.path.basename(link)} is a link: never followed",
                             "copy the file into the source folder")
-        probe = probe.parent
     regular_file(path)
     return path
+
+
+@lru_cache(maxsize=4096)
+def _link_on_the_way(folder: str, directory: str, run: str) -> str | None:
+    """The first symbolic link between `folder` (excluded) and `directory` (included), or None. `run` keys the
+    cache: a later build (in a notebook, or a reused Ray worker) checks the folders again."""
+    if directory == folder or not directory.startswith(folder + os.sep):
+        return None
+    if os.path.islink(directory):
+        return directory
+    return _link_on_the_way(folder, os.path.dirname(directory), run)
 
 
 def _read(item: RawItem, root: Path, ctx: SourceContext) -> Decoded:
