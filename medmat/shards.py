@@ -42,6 +42,16 @@ def parquet_options(schema: pa.Schema) -> dict:
             "use_content_defined_chunking": content_defined_chunking()}
 
 
+READ_BUFFER_BYTES = 1 << 20
+
+
+def open_streaming(path) -> pq.ParquetFile:
+    """A Parquet file to read in small batches with bounded memory: pyarrow's default (`pre_buffer`) reads whole
+    row groups ahead, several at once (measured: 482 MB held to stream a file of 100 MB row groups in batches of
+    64 rows, 9 MB with this)."""
+    return pq.ParquetFile(path, pre_buffer=False, buffer_size=READ_BUFFER_BYTES)
+
+
 def row_sizes(table: pa.Table) -> np.ndarray:
     """Approximate uncompressed bytes of each row: its media bytes exactly, the other columns averaged."""
     sizes = np.zeros(table.num_rows, dtype=np.int64)

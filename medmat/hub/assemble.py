@@ -28,7 +28,7 @@ from ..mat.qa import QASample, QASettings, make_qa
 from ..registry.loader import Registry
 from ..registry.models import Subset, TaskType
 from ..mat.parquet_layout import MEDIA_COLUMNS
-from ..shards import ROW_GROUP_BYTES, ShardWriter
+from ..shards import ROW_GROUP_BYTES, ShardWriter, open_streaming
 from ..mat.splits import KEY_SCHEMA, TEST, TRAIN, paper_plan, plan_splits, split_statistics
 
 READ_BATCH = 64  # rows read back per batch from a source table
@@ -191,7 +191,7 @@ def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed:
         withheld = withheld_note(registry, source_id) if publishable and not source.redistributable else None
         writers = _SourceWriters(hub / "data" / name, source_id)
         for path in _source_files(out, source_id):
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=READ_BATCH):
+            for batch in open_streaming(path).iter_batches(batch_size=READ_BATCH):
                 ids = batch.column("id").to_pylist()
                 splits = [full.get(i) for i in ids]
                 table = _with_qa(batch, [s or TRAIN for s in splits], qa_settings, source_id, withheld)

@@ -9,9 +9,9 @@ import io
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 from PIL import Image
 
+from ..shards import open_streaming
 from ..registry.loader import Registry
 
 # Fixed metadata so the same inputs give the same PNG bytes.
@@ -69,7 +69,7 @@ def montage(files: list[Path], path: Path, title: str, count: int = 8, tile: int
     extra: list[dict] = []
     seen = 0
     for file in files:
-        for batch in pq.ParquetFile(file).iter_batches(batch_size=64, columns=["image", "answer", "source_id"]):
+        for batch in open_streaming(file).iter_batches(batch_size=64, columns=["image", "answer", "source_id"]):
             for row in batch.to_pylist():
                 seen += 1
                 if not (row["image"] and row["image"]["bytes"]):

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..shards import open_streaming
 from ..mat.qa_format import ANSWER_INSTRUCTION, format_question_choice, parse_question_choice  # noqa: F401
 
 UPSTREAM_FIELDS = ("id", "caption", "image", "Question", "Answer", "Question-choice", "Answer-choice", "data-no")
@@ -159,7 +159,7 @@ def iter_rows(inputs: Iterable[Path], config: str | None = None) -> Iterator[dic
 
 def _read_parquet(path: Path) -> Iterator[dict]:
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = open_streaming(path)
     except Exception as exc:
         raise UpstreamError(f"{path} is not a readable Parquet file: {exc}") from None
     missing = [c for c in _COLUMNS if c not in parquet.schema_arrow.names]
