@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 
 from .loader import Registry
@@ -215,6 +216,7 @@ def _check_subset(reg: Registry, sub: Subset) -> list[Problem]:
     return found
 
 
+@lru_cache(maxsize=8192)
 def _words(label: str) -> frozenset[str]:
     return frozenset(w for w in re.split(r"[^a-z0-9]+", label.lower()) if w)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from enum import Enum
+from functools import cached_property
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -78,7 +79,11 @@ class Vocabulary(Strict):
         return next((a for a in self.areas if a.key == key), None)
 
     def task(self, key: str) -> TaskDefinition | None:
-        return next((t for t in self.tasks if t.key == key), None)
+        return self._tasks_by_key.get(key)
+
+    @cached_property
+    def _tasks_by_key(self) -> dict[str, TaskDefinition]:  # looked up thousands of times by the CG checks
+        return {t.key: t for t in reversed(self.tasks)}  # reversed: the first of duplicate keys wins, as before
 
     def normalise_modality(self, text: str) -> str | None:
         return _normalise(self.modalities, text)
