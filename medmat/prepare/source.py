@@ -94,13 +94,7 @@ def build_source(registry: Registry, source_id: str, data_dir: Path, out: Path,
     bar = tqdm(desc=source_id, unit="img", disable=None if options.progress else True, leave=False)
     try:
         for result in _results(_batches(items(), BATCH_ITEMS), ctx, options):
-            for entry in (e for _, e in result.skipped):
-                writer.skip(entry)
-            problems = writer.add_table(result.table)
-            # --strict names the first quarantined item of the batch, in input order
-            skipped_at = {i for i, _ in result.skipped}
-            rows_at = [i for i in range(result.size) if i not in skipped_at]  # batch place of each table row
-            for _, entry in sorted([*result.skipped, *((rows_at[i], e) for i, e in problems)], key=lambda x: x[0]):
+            for entry in writer.add_batch(result):  # in input order: --strict names the first quarantined item
                 _check_strict(entry, options)
             bar.update(result.size)
         excluded, files = ledger.close()

@@ -13,6 +13,7 @@ import pyarrow as pa
 from .. import __version__
 from ..shards import SHARD_ROWS, ShardWriter
 from ..sources.base import Skipped
+from .process import BatchResult
 from .atomic import recover, swap_in
 
 
@@ -47,6 +48,16 @@ class SourceWriter:
     def skip(self, entry: Skipped) -> None:
         self.skipped.append(entry)
         self.entries_seen += 1
+
+    def add_batch(self, result: BatchResult) -> list[Skipped]:
+        """Account for a batch's skipped items and write its rows; returns every item not written (skipped by the
+        worker, or quarantined here), in the batch's input order."""
+        for _, entry in result.skipped:
+            self.skip(entry)
+        skipped_at = {i for i, _ in result.skipped}
+        rows_at = [i for i in range(result.size) if i not in skipped_at]  # the batch place of each table row
+        problems = [(rows_at[i], entry) for i, entry in self.add_table(result.table)]
+        return [entry for _, entry in sorted([*result.skipped, *problems], key=lambda pair: pair[0])]
 
     def add_table(self, table: pa.Table) -> list[tuple[int, Skipped]]:
         """Write a batch's rows (MAT schema, storage form); returns the rows quarantined here, by their index in
