@@ -39,9 +39,11 @@ def map_ordered(work: Callable[[list], list], batches: Iterator[list], options: 
     return engine_map(work, batches, options, initializer)
 
 
-def map_tasks(work: Callable[[T], R], items: Sequence[T], options: EngineOptions) -> list[R]:
+def map_tasks(work: Callable[[T], R], items: Sequence[T], options: EngineOptions,
+              initializer: Callable[[], None] | None = None) -> list[R]:
     """`work(item)` for each item as one task (a subset's hub work), results in input order. Local: in this
-    process, or up to `num_proc` worker processes. Ray: one Ray task each, on the node that holds OUT."""
+    process, or up to `num_proc` worker processes (`initializer` runs once in each). Ray: one Ray task each, on
+    the node that holds OUT."""
     items = list(items)
     if options.name == "ray":
         from .ray_engine import map_tasks as engine_map
@@ -50,7 +52,5 @@ def map_tasks(work: Callable[[T], R], items: Sequence[T], options: EngineOptions
         return [work(item) for item in items]
     from concurrent.futures import ProcessPoolExecutor
 
-    from ..prepare.atomic import worker_init
-
-    with ProcessPoolExecutor(max_workers=min(options.num_proc, len(items)), initializer=worker_init) as pool:
+    with ProcessPoolExecutor(max_workers=min(options.num_proc, len(items)), initializer=initializer) as pool:
         return list(pool.map(work, items))

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..engines import EngineOptions, map_tasks
+from ..prepare.atomic import worker_init
 from ..mat.qa import QASample, QASettings, make_qa
 from ..registry.loader import Registry
 from ..registry.models import Subset, TaskType
@@ -311,7 +312,7 @@ def build_hub_data(registry: Registry, out: Path, subset_ids: list[str], seed: i
         shutil.rmtree(hub / "data")
     contents = HubContents(publishable=publishable)
     work = partial(_subset_task, registry=registry, out=out, hub=hub, seed=seed, publishable=publishable)
-    for part in map_tasks(work, sorted(subset_ids), engine or EngineOptions()):
+    for part in map_tasks(work, sorted(subset_ids), engine or EngineOptions(), initializer=worker_init):
         contents.merge(part)
     add_cg_configs(registry, contents)
     write_split_stats(contents, hub)
