@@ -68,6 +68,34 @@ def test_ray_engine_is_byte_identical_to_local(data_and_local):
     assert tree_digest(base / "ray") == local
 
 
+def _dies_once(batch: list[int], marker: str) -> list[int]:
+    """Work that kills its own worker process (as a lost node would) the first time it meets item 7."""
+    if 7 in batch and not os.path.exists(marker):
+        open(marker, "w").close()
+        os._exit(1)
+    return [i * i for i in batch]
+
+
+def test_a_task_lost_with_its_worker_is_retried_without_duplicating_rows(tmp_path):
+    # Ray retries a task whose worker died (a system failure); the engine hands on each batch's result once, in
+    # input order, so the rows are exactly those of a run without the failure.
+    from functools import partial
+
+    from medmat.engines import EngineOptions, map_ordered, map_tasks
+
+    options = EngineOptions("ray", num_proc=2)
+    batches = [[i, i + 1] for i in range(0, 20, 2)]
+    try:
+        rows = [r for result in map_ordered(partial(_dies_once, marker=str(tmp_path / "items")), iter(batches),
+                                            options) for r in result]
+        tasks = map_tasks(partial(_dies_once, marker=str(tmp_path / "tasks")), batches, options)
+    finally:
+        ray.shutdown()
+    assert (tmp_path / "items").exists() and (tmp_path / "tasks").exists()  # each path really lost a worker
+    assert rows == [i * i for i in range(20)]
+    assert tasks == [[i * i for i in b] for b in batches]
+
+
 def test_two_node_cluster_is_byte_identical_to_local(data_and_local, tmp_path):
     """A head and a worker node (separate raylets and ports) on 127.0.0.1; `medmat build --engine ray` joins them."""
     from ray.cluster_utils import Cluster
