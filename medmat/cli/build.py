@@ -18,7 +18,8 @@ def build_command(
                            "--hub-only)")] = None,
     out: Annotated[str, typer.Option("--out", help="output folder (or URL): OUT/sources/<source-id>/ and OUT/hub/")] = ...,
     max_examples: Annotated[Optional[int], typer.Option(help="build at most N samples per source (smoke builds)")] = None,
-    num_proc: Annotated[int, typer.Option(help="worker processes for decoding and hashing")] = 1,
+    num_proc: Annotated[int, typer.Option(help="worker processes for decoding and hashing, then for the hub's subsets "
+                                               "(one task each)")] = 1,
     strict: Annotated[bool, typer.Option(help="stop at the first quarantined file")] = False,
     max_bytes: Annotated[int, typer.Option(
         help="refuse a sample whose file, or whose decoded size (elements x 8 bytes), is larger than this; holds in "
