@@ -139,11 +139,14 @@ class _SourceWriters:
         return done
 
 
-def _with_qa(batch: pa.RecordBatch, splits: list[str], settings: dict[str, QASettings], source_id: str,
-             withheld: str | None) -> pa.Table:
+_QA_INPUTS = ["id", "labels", "boxes", "width", "height", "task_type"]  # the only columns read into Python
+
+
+def _with_qa(batch: pa.RecordBatch, small: list[dict], splits: list[str], settings: dict[str, QASettings],
+             source_id: str, withheld: str | None) -> pa.Table:
     """The batch with its split, QA columns and (for a publishable hub of a restricted source) media left out;
-    the media bytes stay in Arrow buffers, never copied into Python objects."""
-    small = batch.select(["id", "labels", "boxes", "width", "height", "task_type"]).to_pylist()
+    `small` is the batch's `_QA_INPUTS` as rows. The media bytes stay in Arrow buffers, never copied into Python
+    objects."""
     qa = [make_qa(QASample(r["id"], r["labels"], r["boxes"] or [], r["width"] or 0, r["height"] or 0,
                            source=source_id), settings[r["task_type"]]).as_row() for r in small]
     table = pa.Table.from_batches([batch])
@@ -193,18 +196,16 @@ def build_subset(registry: Registry, subset: Subset, out: Path, hub: Path, seed:
         writers = _SourceWriters(hub / "data" / name, source_id)
         for path in _source_files(out, source_id):
             for batch in open_streaming(path).iter_batches(batch_size=READ_BATCH):
-                ids = batch.column("id").to_pylist()
-                splits = [full.get(i) for i in ids]
-                table = _with_qa(batch, [s or TRAIN for s in splits], qa_settings, source_id, withheld)
+                small = batch.select(_QA_INPUTS).to_pylist()
+                splits = [full.get(r["id"]) for r in small]
+                table = _with_qa(batch, small, [s or TRAIN for s in splits], qa_settings, source_id, withheld)
                 groups: dict[tuple[str, bool], list[int]] = defaultdict(list)
-                for index, (row_id, split) in enumerate(zip(ids, splits)):
+                for index, (row, split) in enumerate(zip(small, splits)):
                     if split is not None:
-                        groups[(split, row_id in paper)].append(index)
+                        groups[(split, row["id"] in paper)].append(index)
+                        labels_count[split].update(row["labels"] or ["(no label)"])
                 for (split, in_paper), rows in sorted(groups.items()):
                     writers.write(split, in_paper, table.take(rows))
-                for labels, split in zip(batch.column("labels").to_pylist(), splits):
-                    if split is not None:
-                        labels_count[split].update(labels or ["(no label)"])
                 if not source.redistributable:
                     contents.restricted[source_id] = contents.restricted.get(source_id, 0) + sum(
                         s is not None for s in splits)
