@@ -62,6 +62,14 @@ def _in(rel: str, folder: str | None) -> bool:
     return folder is None or rel.startswith(folder.rstrip("/") + "/")
 
 
+def _images_not_masks(walk: Walk, params: ImageMaskParams, mask_files: set[str]) -> Iterator[str | Skipped]:
+    """Every file of the walk but the masks (each is consumed by its image), in sorted order; a file the walk
+    itself skipped comes as its Skipped."""
+    for rel, skipped in iter_images(walk, params):
+        if rel not in mask_files:
+            yield skipped or rel
+
+
 def iter_image_mask(root: Path, params: ImageMaskParams) -> Iterator[Entry]:
     if params.mask_paths:
         yield from _iter_templates(root, params)
@@ -99,11 +107,9 @@ def iter_image_mask(root: Path, params: ImageMaskParams) -> Iterator[Entry]:
     ambiguous = {stem: rels for stem, rels in stems.items() if len(rels) > 1}
 
     used_masks: set[str] = set()
-    for rel, skipped in iter_images(walk, params):
-        if rel in mask_files:
-            continue
-        if skipped:
-            yield skipped
+    for rel in _images_not_masks(walk, params, mask_files):
+        if isinstance(rel, Skipped):
+            yield rel
             continue
         if params.image_dirs and not any(_in(rel, d) for d in params.image_dirs):
             yield Skipped(rel, "excluded", f"outside layout.params.image_dirs {params.image_dirs}")
@@ -180,11 +186,9 @@ def _iter_templates(root: Path, params: ImageMaskParams) -> Iterator[Entry]:
     mask_files = {path for _, pairs in plan.values() for _, path in pairs}
 
     # Second pass: every file once, in sorted order; a mask is consumed by its image.
-    for rel, skipped in iter_images(walk, params):
-        if rel in mask_files:
-            continue
-        if skipped:
-            yield skipped
+    for rel in _images_not_masks(walk, params, mask_files):
+        if isinstance(rel, Skipped):
+            yield rel
             continue
         if rel not in plan:
             yield Skipped(rel, "quarantined", f"matches neither image_regex {params.image_regex!r} nor any image's "
